@@ -1,0 +1,368 @@
+//! Typed settings from the environment (and `.env`), validated once at start-up.
+//!
+//! Every variable of the SPEC's configuration table is parsed here, so a typo in any of
+//! them stops start-up with a message that names the variable.
+
+use crate::service::pricing::PriceTable;
+use rust_decimal::Decimal;
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Secret,
+    pub bind_addr: SocketAddr,
+    pub llm: LlmConfig,
+    pub embedding_model: Option<String>,
+    pub player_llm_calls_per_hour: u32,
+    pub player_monthly_budget_usd: Decimal,
+    pub global_daily_budget_usd: Option<Decimal>,
+    pub budget_warning_ratio: Decimal,
+    pub context_recent_messages: u32,
+    pub summary_batch: u32,
+    pub fact_extraction_every: u32,
+    pub memory_facts_in_prompt: u32,
+    pub prices: PriceTable,
+    pub game_api_keys: Vec<Secret>,
+    pub readonly_api_keys: Vec<Secret>,
+    pub http_rate_per_second: u32,
+    pub http_rate_burst: u32,
+    pub max_message_chars: usize,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub model: String,
+    pub fallback_model: Option<String>,
+    pub max_tokens: u32,
+    pub timeout: Duration,
+    pub retry_base: Duration,
+    pub max_retries: u32,
+    pub deadline: Duration,
+    pub circuit_failures: u32,
+    pub circuit_cooldown: Duration,
+    pub turn_queue_wait: Duration,
+}
+
+/// Start-up refused because of one variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/npc_dialogue";
+
+impl Config {
+    /// Reads `.env` when present, then the process environment (which wins).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is worth refusing.
+        if let Err(error) = dotenvy::dotenv()
+            && !error.not_found()
+        {
+            return Err(ConfigError {
+                variable: ".env",
+                reason: error.to_string(),
+            });
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses the settings from any lookup (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(&lookup);
+        let database_url = vars.string("DATABASE_URL", DEFAULT_DATABASE_URL);
+        if !database_url.starts_with("mysql://") && !database_url.starts_with("mariadb://") {
+            return Err(ConfigError {
+                variable: "DATABASE_URL",
+                reason: "must be a mysql:// URL".into(),
+            });
+        }
+        let base_url = vars
+            .string("LLM_BASE_URL", "https://api.openai.com/v1")
+            .trim_end_matches('/')
+            .to_owned();
+        if url::Url::parse(&base_url)
+            .map(|url| !matches!(url.scheme(), "http" | "https"))
+            .unwrap_or(true)
+        {
+            return Err(ConfigError {
+                variable: "LLM_BASE_URL",
+                reason: format!("{base_url:?} is not an http(s) URL"),
+            });
+        }
+        let prices = match vars.optional("MODEL_PRICES_FILE") {
+            None => PriceTable::builtin(),
+            Some(path) => PriceTable::builtin()
+                .with_file(&PathBuf::from(&path))
+                .map_err(|error| ConfigError {
+                    variable: "MODEL_PRICES_FILE",
+                    reason: format!("{path}: {error:#}"),
+                })?,
+        };
+        let budget_warning_ratio: Decimal = vars.parse("BUDGET_WARNING_RATIO", "0.8")?;
+        if budget_warning_ratio <= Decimal::ZERO || budget_warning_ratio > Decimal::ONE {
+            return Err(ConfigError {
+                variable: "BUDGET_WARNING_RATIO",
+                reason: "must be greater than 0 and at most 1".into(),
+            });
+        }
+        let config = Self {
+            database_url: Secret::new(database_url),
+            bind_addr: vars.parse("BIND_ADDR", "127.0.0.1:8080")?,
+            llm: LlmConfig {
+                base_url,
+                api_key: vars.optional("LLM_API_KEY").map(Secret::new),
+                model: vars.string("LLM_MODEL", "gpt-4o-mini"),
+                fallback_model: vars.optional("LLM_FALLBACK_MODEL"),
+                max_tokens: vars.positive("LLM_MAX_TOKENS", 120)?,
+                timeout: vars.millis("LLM_TIMEOUT_MS", 10_000)?,
+                retry_base: vars.millis("LLM_RETRY_BASE_MS", 1_000)?,
+                max_retries: vars.parse("LLM_MAX_RETRIES", "3")?,
+                deadline: vars.millis("LLM_DEADLINE_MS", 20_000)?,
+                circuit_failures: vars.positive("LLM_CIRCUIT_FAILURES", 5)?,
+                circuit_cooldown: vars.millis("LLM_CIRCUIT_COOLDOWN_MS", 30_000)?,
+                turn_queue_wait: vars.millis("TURN_QUEUE_WAIT_MS", 10_000)?,
+            },
+            embedding_model: vars.optional("EMBEDDING_MODEL"),
+            player_llm_calls_per_hour: vars.parse("PLAYER_LLM_CALLS_PER_HOUR", "60")?,
+            player_monthly_budget_usd: vars
+                .money("PLAYER_MONTHLY_BUDGET_USD", Some("5.00"))?
+                .unwrap_or_default(),
+            global_daily_budget_usd: vars.money("GLOBAL_DAILY_BUDGET_USD", None)?,
+            budget_warning_ratio,
+            context_recent_messages: vars.parse("CONTEXT_RECENT_MESSAGES", "10")?,
+            summary_batch: vars.positive("SUMMARY_BATCH", 5)?,
+            fact_extraction_every: vars.positive("FACT_EXTRACTION_EVERY", 5)?,
+            memory_facts_in_prompt: vars.parse("MEMORY_FACTS_IN_PROMPT", "5")?,
+            prices,
+            game_api_keys: vars.keys("GAME_API_KEYS"),
+            readonly_api_keys: vars.keys("READONLY_API_KEYS"),
+            http_rate_per_second: vars.positive("HTTP_RATE_PER_SECOND", 50)?,
+            http_rate_burst: vars.positive("HTTP_RATE_BURST", 100)?,
+            max_message_chars: vars.positive("MAX_MESSAGE_CHARS", 2000)? as usize,
+            log_format: match vars
+                .string("LOG_FORMAT", "pretty")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "pretty" | "text" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError {
+                        variable: "LOG_FORMAT",
+                        reason: format!("{other:?} is neither \"pretty\" nor \"json\""),
+                    });
+                }
+            },
+        };
+        Ok(config)
+    }
+
+    /// With no keys at all the service is open to anyone who can reach it.
+    pub fn auth_enabled(&self) -> bool {
+        !self.game_api_keys.is_empty() || !self.readonly_api_keys.is_empty()
+    }
+}
+
+/// Lookup helpers that name the variable in every error.
+struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    /// A set-but-blank variable counts as unset, as `.env` templates often leave them so.
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.optional(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        let raw = self.string(name, default);
+        raw.parse().map_err(|error| ConfigError {
+            variable: name,
+            reason: format!("{raw:?}: {error}"),
+        })
+    }
+
+    fn positive(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+        let value: u32 = self.parse(name, &default.to_string())?;
+        if value == 0 {
+            return Err(ConfigError {
+                variable: name,
+                reason: "must be greater than 0".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let value: u64 = self.parse(name, &default.to_string())?;
+        if value == 0 {
+            return Err(ConfigError {
+                variable: name,
+                reason: "must be greater than 0".into(),
+            });
+        }
+        Ok(Duration::from_millis(value))
+    }
+
+    fn money(
+        &self,
+        name: &'static str,
+        default: Option<&str>,
+    ) -> Result<Option<Decimal>, ConfigError> {
+        let Some(raw) = self.optional(name).or(default.map(str::to_owned)) else {
+            return Ok(None);
+        };
+        let value = Decimal::from_str(&raw).map_err(|error| ConfigError {
+            variable: name,
+            reason: format!("{raw:?}: {error}"),
+        })?;
+        if value.is_sign_negative() {
+            return Err(ConfigError {
+                variable: name,
+                reason: "must not be negative".into(),
+            });
+        }
+        Ok(Some(value))
+    }
+
+    fn keys(&self, name: &str) -> Vec<Secret> {
+        self.optional(name)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec_table() -> Result<(), ConfigError> {
+        let config = parse(&[])?;
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.llm.base_url, "https://api.openai.com/v1");
+        assert!(config.llm.api_key.is_none());
+        assert_eq!(config.llm.model, "gpt-4o-mini");
+        assert_eq!(config.llm.max_tokens, 120);
+        assert_eq!(config.llm.timeout, Duration::from_millis(10_000));
+        assert_eq!(config.llm.retry_base, Duration::from_millis(1_000));
+        assert_eq!(config.llm.max_retries, 3);
+        assert_eq!(config.llm.deadline, Duration::from_millis(20_000));
+        assert_eq!(config.llm.circuit_failures, 5);
+        assert_eq!(config.llm.circuit_cooldown, Duration::from_millis(30_000));
+        assert_eq!(config.llm.turn_queue_wait, Duration::from_millis(10_000));
+        assert_eq!(config.player_llm_calls_per_hour, 60);
+        assert_eq!(config.player_monthly_budget_usd, Decimal::new(500, 2));
+        assert_eq!(config.global_daily_budget_usd, None);
+        assert_eq!(config.budget_warning_ratio, Decimal::new(8, 1));
+        assert_eq!(config.context_recent_messages, 10);
+        assert_eq!(config.summary_batch, 5);
+        assert_eq!(config.fact_extraction_every, 5);
+        assert_eq!(config.memory_facts_in_prompt, 5);
+        assert_eq!(config.http_rate_per_second, 50);
+        assert_eq!(config.http_rate_burst, 100);
+        assert_eq!(config.max_message_chars, 2000);
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert!(!config.auth_enabled());
+        Ok(())
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_variable() {
+        for (name, value) in [
+            ("BIND_ADDR", "not-an-address"),
+            ("LLM_MAX_TOKENS", "0"),
+            ("LLM_TIMEOUT_MS", "-5"),
+            ("PLAYER_MONTHLY_BUDGET_USD", "lots"),
+            ("GLOBAL_DAILY_BUDGET_USD", "-1"),
+            ("BUDGET_WARNING_RATIO", "1.5"),
+            ("LOG_FORMAT", "xml"),
+            ("LLM_BASE_URL", "ftp://example.com"),
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("MODEL_PRICES_FILE", "/nonexistent/prices.json"),
+        ] {
+            match parse(&[(name, value)]) {
+                Ok(_) => panic!("{name}={value} was accepted"),
+                Err(error) => assert_eq!(error.variable, name, "{error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() -> Result<(), ConfigError> {
+        let config = parse(&[
+            ("LLM_API_KEY", "sk-very-secret"),
+            ("GAME_API_KEYS", "game-key-1, game-key-2"),
+            ("DATABASE_URL", "mysql://root:hunter2@db/npc"),
+        ])?;
+        let printed = format!("{config:?}");
+        for secret in ["sk-very-secret", "game-key-1", "hunter2"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert_eq!(config.game_api_keys.len(), 2);
+        assert!(config.auth_enabled());
+        Ok(())
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() -> Result<(), ConfigError> {
+        let config = parse(&[("LLM_API_KEY", "  "), ("LLM_MODEL", "")])?;
+        assert!(config.llm.api_key.is_none());
+        assert_eq!(config.llm.model, "gpt-4o-mini");
+        Ok(())
+    }
+}

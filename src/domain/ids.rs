@@ -1,0 +1,91 @@
+//! Identifiers chosen by the game: characters, players and conversations.
+
+use super::ParseError;
+
+/// Longest id the schema stores (VARCHAR(64), counted in characters).
+pub const MAX_ID_CHARS: usize = 64;
+
+fn parse_id(kind: &str, raw: &str) -> Result<String, ParseError> {
+    if raw.trim().is_empty() {
+        return Err(ParseError(format!("{kind} must not be empty")));
+    }
+    let chars = raw.chars().count();
+    if chars > MAX_ID_CHARS {
+        return Err(ParseError(format!(
+            "{kind} must be at most {MAX_ID_CHARS} characters (got {chars})"
+        )));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(ParseError(format!(
+            "{kind} must not contain control characters"
+        )));
+    }
+    if raw.trim() != raw {
+        return Err(ParseError(format!(
+            "{kind} must not start or end with whitespace"
+        )));
+    }
+    Ok(raw.to_owned())
+}
+
+macro_rules! game_id {
+    ($name:ident, $kind:literal) => {
+        #[doc = concat!("A ", $kind, " as chosen by the game: 1 to 64 characters, no control characters.")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, ParseError> {
+                parse_id($kind, raw).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+game_id!(CharacterId, "character_id");
+game_id!(PlayerId, "player_id");
+game_id!(ConversationId, "conversation_id");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unicode_and_sql_looking_ids_are_accepted_verbatim() {
+        for raw in ["innkeeper_mara", "Ünïcødé-🐉", "'; DROP TABLE messages; --"] {
+            assert_eq!(
+                PlayerId::parse(raw).map(|id| id.to_string()),
+                Ok(raw.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_limited_to_64_characters_not_bytes() {
+        assert!(PlayerId::parse(&"é".repeat(64)).is_ok());
+        assert!(PlayerId::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn empty_padded_or_control_ids_are_refused() {
+        for raw in ["", "   ", " p1", "p1\n", "a\u{0}b"] {
+            assert!(ConversationId::parse(raw).is_err(), "{raw:?} was accepted");
+        }
+    }
+}

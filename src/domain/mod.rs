@@ -1,0 +1,14 @@
+//! Newtypes that parse input once at the edge: inside the service a value that exists is valid.
+
+mod affinity;
+mod ids;
+mod text;
+
+pub use affinity::{Affinity, AffinityTier};
+pub use ids::{CharacterId, ConversationId, PlayerId};
+pub use text::MessageText;
+
+/// Why a value from the outside was refused; becomes a 400 `validation_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);

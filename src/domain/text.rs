@@ -1,0 +1,56 @@
+//! What a player says: non-empty, bounded in characters.
+
+use super::ParseError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    /// Surrounding whitespace is dropped; the limit counts characters, not bytes.
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, ParseError> {
+        let text = raw.trim();
+        if text.is_empty() {
+            return Err(ParseError("content must not be empty".into()));
+        }
+        let chars = text.chars().count();
+        if chars > max_chars {
+            return Err(ParseError(format!(
+                "content must be at most {max_chars} characters (got {chars})"
+            )));
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
+            return Err(ParseError(
+                "content must not contain control characters".into(),
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_trimmed_and_bounded_by_characters() {
+        assert_eq!(
+            MessageText::parse("  hi  ", 10).map(MessageText::into_string),
+            Ok("hi".into())
+        );
+        assert!(MessageText::parse(&"ü".repeat(10), 10).is_ok());
+        assert!(MessageText::parse(&"ü".repeat(11), 10).is_err());
+        assert!(MessageText::parse(" \n ", 10).is_err());
+        assert!(MessageText::parse("a\u{7}b", 10).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! The HTTP surface: routes (one module per resource), their OpenAPI document, and
+//! the layers every request passes through.
+
+pub mod characters;
+pub mod conversations;
+pub mod extract;
+pub mod middleware;
+pub mod ops;
+pub mod usage;
+
+use crate::{config::Config, error::ApiError, service::Services};
+use axum::{
+    Router,
+    body::Body,
+    extract::DefaultBodyLimit,
+    http::Request,
+    middleware::{from_fn, from_fn_with_state},
+};
+use middleware::{ApiKeyOrAddress, ApiKeys};
+use std::{sync::Arc, time::Duration};
+use tower::ServiceBuilder;
+use tower_governor::{GovernorLayer, governor::GovernorConfigBuilder};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_swagger_ui::SwaggerUi;
+
+pub type AppState = Arc<Services>;
+
+/// Largest request body accepted; a turn is a few kilobytes at most.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "npc-dialogue",
+        description = "Conversations with non-player characters, driven by an LLM, with memory, quotas and usage tracking."
+    ),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    tags(
+        (name = "conversations", description = "A player's turn and the history"),
+        (name = "characters", description = "The NPCs"),
+        (name = "usage", description = "Tokens and spend"),
+        (name = "operations", description = "Health")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Routes behind the API key and the rate limit.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(
+            characters::put_character,
+            characters::get_character
+        ))
+        .routes(routes!(characters::list_characters))
+        .routes(routes!(
+            conversations::post_message,
+            conversations::list_messages
+        ))
+        .routes(routes!(usage::get_usage))
+}
+
+/// Routes open to load balancers and orchestrators.
+fn health_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+}
+
+/// The OpenAPI document, from the same definitions that route requests.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .merge(api_routes())
+        .merge(health_routes())
+        .into_openapi()
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// One token bucket per API key or client address.
+fn rate_limit(
+    config: &Config,
+    keys: &ApiKeys,
+) -> anyhow::Result<GovernorLayer<ApiKeyOrAddress, governor::middleware::NoOpMiddleware, Body>> {
+    // tower_governor's `per_second(n)` means one request every n seconds; we want n per
+    // second, so set the replenish period directly.
+    let period = Duration::from_nanos(1_000_000_000 / u64::from(config.http_rate_per_second));
+    let governor = GovernorConfigBuilder::default()
+        .key_extractor(ApiKeyOrAddress::new(keys))
+        .period(period)
+        .burst_size(config.http_rate_burst)
+        .finish()
+        .ok_or_else(|| {
+            anyhow::anyhow!("HTTP_RATE_PER_SECOND and HTTP_RATE_BURST must be positive")
+        })?;
+    let governor = Arc::new(governor);
+    let limiter = governor.limiter().clone();
+    // Forget idle buckets now and then, so one-off clients do not accumulate.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+        }
+    });
+    Ok(GovernorLayer::new(governor).error_handler(middleware::rate_limit_error))
+}
+
+pub fn router(state: AppState) -> anyhow::Result<Router> {
+    let config = state.config.clone();
+    let keys = Arc::new(ApiKeys::new(
+        config.game_api_keys.clone(),
+        config.readonly_api_keys.clone(),
+    ));
+    let (api, api_doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api_routes())
+        .split_for_parts();
+    let (health, health_doc) = health_routes().split_for_parts();
+    let mut doc = api_doc;
+    doc.merge(health_doc);
+
+    let api = api
+        .layer(from_fn_with_state(
+            keys.clone(),
+            middleware::require_api_key,
+        ))
+        .layer(rate_limit(&config, &keys)?);
+
+    let request_layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(from_fn(middleware::request_id_in_errors));
+
+    Ok(Router::new()
+        .merge(api)
+        .merge(health)
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(request_layers))
+}

@@ -1,0 +1,12 @@
+//! npc-dialogue: non-player characters that answer in character, remember players and
+//! keep LLM spending under control.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod llm;
+pub mod service;
+pub mod store;
+pub mod telemetry;

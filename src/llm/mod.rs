@@ -1,0 +1,124 @@
+//! The LLM client: OpenAI-compatible chat completions over HTTP.
+
+pub mod openai;
+pub mod tokens;
+
+pub use openai::OpenAiClient;
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// Why a call is made; sent as `X-Request-Purpose` and stored on the usage row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Conversation,
+    Summarization,
+    FactExtraction,
+    Embedding,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Conversation => "conversation",
+            Self::Summarization => "summarization",
+            Self::FactExtraction => "fact_extraction",
+            Self::Embedding => "embedding",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub max_tokens: u32,
+    /// The player the call is for: the OpenAI `user` field.
+    pub user: String,
+    pub purpose: Purpose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// The provider sent no usage; these come from our tokenizer.
+    pub estimated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub content: String,
+    pub usage: TokenUsage,
+    pub latency: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmErrorKind {
+    /// The provider answered with a non-success status.
+    Http { status: u16 },
+    /// No answer within the per-attempt timeout.
+    Timeout,
+    /// The provider could not be reached at all.
+    Connect,
+    /// An answer came but could not be used (bad JSON, no choices, empty text).
+    InvalidResponse,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("LLM call failed ({kind:?}): {detail}")]
+pub struct LlmError {
+    pub kind: LlmErrorKind,
+    pub detail: String,
+    pub latency: Duration,
+    /// The provider's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl LlmError {
+    /// Whether the request reached the provider, so that it may have cost something
+    /// and gets a usage row.
+    pub fn reached_provider(&self) -> bool {
+        !matches!(self.kind, LlmErrorKind::Connect)
+    }
+
+    /// The outcome label stored on the usage row.
+    pub fn outcome(&self) -> &'static str {
+        match self.kind {
+            LlmErrorKind::Http { .. } => "http_error",
+            LlmErrorKind::Timeout => "timeout",
+            LlmErrorKind::Connect => "connection_error",
+            LlmErrorKind::InvalidResponse => "invalid_response",
+        }
+    }
+
+    pub fn http_status(&self) -> Option<u16> {
+        match self.kind {
+            LlmErrorKind::Http { status } => Some(status),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! One attempt at `{LLM_BASE_URL}/chat/completions`, as every OpenAI-compatible server speaks it.
+
+use super::{ChatRequest, Completion, LlmError, LlmErrorKind, TokenUsage, tokens};
+use crate::config::{LlmConfig, Secret};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Clone)]
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<Secret>,
+    timeout: Duration,
+}
+
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    messages: &'a [super::ChatMessage],
+    max_tokens: u32,
+    user: &'a str,
+}
+
+#[derive(Deserialize)]
+struct ResponseBody {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    usage: Option<ResponseUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Option<ResponseMessage>,
+}
+
+#[derive(Deserialize)]
+struct ResponseMessage {
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResponseUsage {
+    prompt_tokens: Option<u32>,
+    completion_tokens: Option<u32>,
+}
+
+/// How much of an error body goes into the log: enough to diagnose, not a whole page.
+const ERROR_BODY_EXCERPT: usize = 300;
+
+impl OpenAiClient {
+    pub fn new(config: &LlmConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("npc-dialogue/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: config.base_url.clone(),
+            api_key: config.api_key.clone(),
+            timeout: config.timeout,
+        })
+    }
+
+    /// No key, no calls: the SPEC treats an unset `LLM_API_KEY` as "no LLM configured".
+    pub fn is_configured(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    /// One attempt, bounded by the per-attempt timeout. Retrying is the caller's choice.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+        let started = Instant::now();
+        let fail = |kind, detail: String, retry_after| LlmError {
+            kind,
+            detail,
+            latency: started.elapsed(),
+            retry_after,
+        };
+        let body = RequestBody {
+            model: &request.model,
+            messages: &request.messages,
+            max_tokens: request.max_tokens,
+            user: &request.user,
+        };
+        let mut builder = self
+            .http
+            .post(format!("{}/chat/completions", self.base_url))
+            .timeout(self.timeout)
+            .header("X-Request-Purpose", request.purpose.as_str())
+            .json(&body);
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        let response = builder.send().await.map_err(|error| {
+            let kind = if error.is_timeout() {
+                LlmErrorKind::Timeout
+            } else {
+                LlmErrorKind::Connect
+            };
+            fail(kind, format!("{error:#}"), None)
+        })?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.map_err(|error| {
+            let kind = if error.is_timeout() {
+                LlmErrorKind::Timeout
+            } else {
+                LlmErrorKind::InvalidResponse
+            };
+            fail(kind, format!("reading the body: {error:#}"), None)
+        })?;
+        if !status.is_success() {
+            let excerpt: String = text.chars().take(ERROR_BODY_EXCERPT).collect();
+            return Err(fail(
+                LlmErrorKind::Http {
+                    status: status.as_u16(),
+                },
+                format!("status {status}: {excerpt}"),
+                retry_after,
+            ));
+        }
+        let parsed: ResponseBody = serde_json::from_str(&text).map_err(|error| {
+            fail(
+                LlmErrorKind::InvalidResponse,
+                format!("not a chat completion: {error}"),
+                None,
+            )
+        })?;
+        let content = parsed
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|choice| choice.message)
+            .and_then(|message| message.content)
+            .map(|content| content.trim().to_owned())
+            .filter(|content| !content.is_empty())
+            .ok_or_else(|| {
+                fail(
+                    LlmErrorKind::InvalidResponse,
+                    "no reply text in the completion".into(),
+                    None,
+                )
+            })?;
+        let usage = match parsed.usage {
+            Some(ResponseUsage {
+                prompt_tokens: Some(prompt_tokens),
+                completion_tokens: Some(completion_tokens),
+            }) => TokenUsage {
+                prompt_tokens,
+                completion_tokens,
+                estimated: false,
+            },
+            _ => TokenUsage {
+                prompt_tokens: tokens::count_prompt(&request.messages),
+                completion_tokens: tokens::count(&content),
+                estimated: true,
+            },
+        };
+        Ok(Completion {
+            content,
+            usage,
+            latency: started.elapsed(),
+        })
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.insert(RETRY_AFTER, value);
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(retry_after(&headers("3")), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&headers("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(retry_after(&headers("-1")), None);
+        assert_eq!(retry_after(&headers("soon")), None);
+        let future = SystemTime::now() + Duration::from_secs(120);
+        let parsed = retry_after(&headers(&httpdate::fmt_http_date(future)));
+        assert!(
+            parsed.is_some_and(|d| d > Duration::from_secs(110) && d <= Duration::from_secs(120)),
+            "{parsed:?}"
+        );
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
+        assert_eq!(retry_after(&headers(&past)), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,191 @@
+//! Model prices (USD per million tokens) and the cost of one call, in exact decimals.
+
+use anyhow::{Context, bail};
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::{collections::BTreeMap, path::Path, str::FromStr};
+
+/// Price of one model, in USD per one million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelPrice {
+    pub input_per_million: Decimal,
+    pub output_per_million: Decimal,
+}
+
+/// Places kept for money, as in the `DECIMAL(12,6)` columns.
+pub const MONEY_SCALE: u32 = 6;
+
+impl ModelPrice {
+    /// Cost of a call, rounded half away from zero to six places.
+    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> Decimal {
+        let micro_dollars = Decimal::from(prompt_tokens) * self.input_per_million
+            + Decimal::from(completion_tokens) * self.output_per_million;
+        (micro_dollars / Decimal::from(1_000_000))
+            .round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceTable {
+    prices: BTreeMap<String, ModelPrice>,
+}
+
+/// Published list prices; `MODEL_PRICES_FILE` adds models or overrides these.
+const BUILTIN: &[(&str, &str, &str)] = &[
+    ("gpt-4o-mini", "0.15", "0.60"),
+    ("gpt-4o", "2.50", "10.00"),
+    ("gpt-4.1", "2.00", "8.00"),
+    ("gpt-4.1-mini", "0.40", "1.60"),
+    ("gpt-4.1-nano", "0.10", "0.40"),
+    ("gpt-3.5-turbo", "0.50", "1.50"),
+    ("o4-mini", "1.10", "4.40"),
+    ("text-embedding-3-small", "0.02", "0"),
+    ("text-embedding-3-large", "0.13", "0"),
+];
+
+impl PriceTable {
+    pub fn builtin() -> Self {
+        let prices = BUILTIN
+            .iter()
+            .map(|(model, input, output)| {
+                let price = ModelPrice {
+                    input_per_million: Decimal::from_str(input).unwrap_or_default(),
+                    output_per_million: Decimal::from_str(output).unwrap_or_default(),
+                };
+                ((*model).to_owned(), price)
+            })
+            .collect();
+        Self { prices }
+    }
+
+    /// Adds the prices of a JSON file: `{"model": {"input": 0.15, "output": 0.60}, …}`.
+    pub fn with_file(mut self, path: &Path) -> anyhow::Result<Self> {
+        let raw = std::fs::read_to_string(path).context("reading the prices file")?;
+        let parsed: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+            serde_json::from_str(&raw).context("parsing the prices file as JSON")?;
+        for (model, fields) in parsed {
+            let field = |name: &str| -> anyhow::Result<Decimal> {
+                let value = fields
+                    .get(name)
+                    .with_context(|| format!("model {model:?} has no {name:?} price"))?;
+                // Through the number's text, so 0.15 stays exactly 0.15.
+                let text = match value {
+                    serde_json::Value::Number(number) => number.to_string(),
+                    serde_json::Value::String(text) => text.clone(),
+                    other => bail!("model {model:?}: {name:?} is not a number: {other}"),
+                };
+                let price = Decimal::from_str(&text)
+                    .or_else(|_| Decimal::from_scientific(&text))
+                    .with_context(|| format!("model {model:?}: {name:?} = {text}"))?;
+                if price.is_sign_negative() {
+                    bail!("model {model:?}: {name:?} must not be negative");
+                }
+                Ok(price)
+            };
+            let price = ModelPrice {
+                input_per_million: field("input")?,
+                output_per_million: field("output")?,
+            };
+            self.prices.insert(model, price);
+        }
+        Ok(self)
+    }
+
+    /// Exact name first, else the longest known prefix, since providers answer with
+    /// dated names (`gpt-4o-mini-2024-07-18`) for the models we asked by alias.
+    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+        if let Some(price) = self.prices.get(model) {
+            return Some(*price);
+        }
+        self.prices
+            .iter()
+            .filter(|(known, _)| model.starts_with(known.as_str()))
+            .max_by_key(|(known, _)| known.len())
+            .map(|(_, price)| *price)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap_or_else(|_| panic!("bad decimal {text}"))
+    }
+
+    #[test]
+    fn spec_example_costs_exactly_seventy_three_micro_dollars() {
+        let price = PriceTable::builtin().price("gpt-4o-mini");
+        // 412 × 0.15 + 18 × 0.60 = 72.6 micro-dollars, rounded to 0.000073.
+        assert_eq!(price.map(|p| p.cost(412, 18)), Some(dec("0.000073")));
+    }
+
+    #[test]
+    fn costs_are_exact_decimals_not_floats() {
+        let price = ModelPrice {
+            input_per_million: dec("0.1"),
+            output_per_million: dec("0.2"),
+        };
+        // 0.1 + 0.2 in f64 is 0.30000000000000004; in decimals it is 0.3.
+        assert_eq!(price.cost(1_000_000, 1_000_000), dec("0.3"));
+        assert_eq!(
+            price.cost(5, 0),
+            dec("0.000001"),
+            "0.0000005 rounds half up"
+        );
+        assert_eq!(price.cost(4, 0), dec("0"), "0.0000004 rounds down");
+    }
+
+    #[test]
+    fn gpt_4o_prices_are_built_in() {
+        let table = PriceTable::builtin();
+        assert_eq!(
+            table.price("gpt-4o").map(|p| p.cost(1_000_000, 1_000_000)),
+            Some(dec("12.5"))
+        );
+    }
+
+    #[test]
+    fn dated_model_names_take_the_longest_known_prefix() {
+        let table = PriceTable::builtin();
+        assert_eq!(
+            table.price("gpt-4o-mini-2024-07-18"),
+            table.price("gpt-4o-mini")
+        );
+        assert_eq!(table.price("gpt-4o-2024-08-06"), table.price("gpt-4o"));
+        assert_eq!(table.price("llama3"), None);
+    }
+
+    #[test]
+    fn a_prices_file_adds_and_overrides_models() -> anyhow::Result<()> {
+        let path = std::env::temp_dir().join(format!("prices-{}.json", uuid::Uuid::new_v4()));
+        let mut file = std::fs::File::create(&path)?;
+        write!(
+            file,
+            r#"{{"llama3": {{"input": 0.05, "output": "0.08"}}, "gpt-4o": {{"input": 1, "output": 2}}}}"#
+        )?;
+        let table = PriceTable::builtin().with_file(&path)?;
+        std::fs::remove_file(&path)?;
+        assert_eq!(
+            table.price("llama3").map(|p| p.cost(1_000_000, 1_000_000)),
+            Some(dec("0.13"))
+        );
+        assert_eq!(
+            table.price("gpt-4o").map(|p| p.cost(1_000_000, 0)),
+            Some(dec("1"))
+        );
+        assert!(table.price("gpt-4o-mini").is_some(), "built-ins stay");
+        Ok(())
+    }
+
+    #[test]
+    fn a_malformed_prices_file_is_refused() -> anyhow::Result<()> {
+        let path = std::env::temp_dir().join(format!("prices-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, r#"{"m": {"input": -1, "output": 1}}"#)?;
+        assert!(PriceTable::builtin().with_file(&path).is_err());
+        std::fs::write(&path, r#"{"m": {"input": 1}}"#)?;
+        assert!(PriceTable::builtin().with_file(&path).is_err());
+        std::fs::remove_file(&path)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! The `messages` table: gapless `seq` per conversation.
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlConnection, MySqlPool};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: u64,
+    pub conversation_id: String,
+    pub seq: u32,
+    pub role: String,
+    pub content: String,
+    pub source: Option<String>,
+    pub fallback_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts a message and returns it with its id.
+pub async fn insert(conn: &mut MySqlConnection, mut row: MessageRow) -> sqlx::Result<MessageRow> {
+    let result = sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, role, content, source, fallback_reason, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&row.conversation_id)
+    .bind(row.seq)
+    .bind(&row.role)
+    .bind(&row.content)
+    .bind(&row.source)
+    .bind(&row.fallback_reason)
+    .bind(row.created_at)
+    .execute(conn)
+    .await?;
+    row.id = result.last_insert_id();
+    Ok(row)
+}
+
+/// The last `limit` messages, oldest first.
+pub async fn recent(
+    pool: &MySqlPool,
+    conversation_id: &str,
+    limit: u32,
+) -> sqlx::Result<Vec<MessageRow>> {
+    page(pool, conversation_id, None, limit).await
+}
+
+/// Up to `limit` messages with `seq < before_seq` (or the newest ones), oldest first.
+pub async fn page(
+    pool: &MySqlPool,
+    conversation_id: &str,
+    before_seq: Option<u32>,
+    limit: u32,
+) -> sqlx::Result<Vec<MessageRow>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut rows: Vec<MessageRow> = sqlx::query_as(
+        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, created_at
+         FROM messages WHERE conversation_id = ? AND seq < ?
+         ORDER BY seq DESC LIMIT ?",
+    )
+    .bind(conversation_id)
+    .bind(before_seq.unwrap_or(u32::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}

@@ -1,0 +1,134 @@
+//! The `usage_records` table: one row per LLM call, and the sums dashboards read.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUsageRecord {
+    pub player_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub character_id: Option<String>,
+    pub purpose: &'static str,
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub tokens_estimated: bool,
+    pub cost_usd: Decimal,
+    pub latency_ms: u32,
+    pub outcome: &'static str,
+    pub http_status: Option<u16>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert(pool: &MySqlPool, record: &NewUsageRecord) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "INSERT INTO usage_records (player_id, conversation_id, character_id, purpose, model,
+             prompt_tokens, completion_tokens, total_tokens, tokens_estimated, cost_usd,
+             latency_ms, outcome, http_status, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&record.player_id)
+    .bind(&record.conversation_id)
+    .bind(&record.character_id)
+    .bind(record.purpose)
+    .bind(&record.model)
+    .bind(record.prompt_tokens)
+    .bind(record.completion_tokens)
+    .bind(
+        record
+            .prompt_tokens
+            .saturating_add(record.completion_tokens),
+    )
+    .bind(record.tokens_estimated)
+    .bind(record.cost_usd)
+    .bind(record.latency_ms)
+    .bind(record.outcome)
+    .bind(record.http_status)
+    .bind(record.created_at)
+    .execute(pool)
+    .await?;
+    Ok(result.last_insert_id())
+}
+
+/// Which rows a report covers.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub player_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub from: DateTime<Utc>,
+}
+
+/// The column a breakdown groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Purpose,
+    Model,
+    Day,
+    Player,
+}
+
+impl GroupBy {
+    /// Static SQL per variant: the only text ever pushed into the query unbound.
+    fn key_expression(self) -> &'static str {
+        match self {
+            Self::Purpose => "purpose",
+            Self::Model => "model",
+            Self::Day => "DATE_FORMAT(created_at, '%Y-%m-%d')",
+            Self::Player => "COALESCE(player_id, '')",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UsageSums {
+    pub key: String,
+    pub calls: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub cost_usd: Decimal,
+}
+
+const SUMS: &str = "COUNT(*) AS calls,
+     CAST(COALESCE(SUM(prompt_tokens), 0) AS SIGNED) AS prompt_tokens,
+     CAST(COALESCE(SUM(completion_tokens), 0) AS SIGNED) AS completion_tokens,
+     CAST(COALESCE(SUM(total_tokens), 0) AS SIGNED) AS total_tokens,
+     COALESCE(SUM(cost_usd), 0) AS cost_usd
+     FROM usage_records WHERE created_at >= ";
+
+fn push_filter(query: &mut QueryBuilder<MySql>, filter: &UsageFilter) {
+    query.push_bind(filter.from);
+    if let Some(player_id) = &filter.player_id {
+        query.push(" AND player_id = ").push_bind(player_id.clone());
+    }
+    if let Some(conversation_id) = &filter.conversation_id {
+        query
+            .push(" AND conversation_id = ")
+            .push_bind(conversation_id.clone());
+    }
+}
+
+/// Totals over the filter (with an empty key).
+pub async fn totals(pool: &MySqlPool, filter: &UsageFilter) -> sqlx::Result<UsageSums> {
+    let mut query = QueryBuilder::new("SELECT '' AS `key`, ");
+    query.push(SUMS);
+    push_filter(&mut query, filter);
+    query.build_query_as().fetch_one(pool).await
+}
+
+/// Sums per group, ordered by key.
+pub async fn breakdown(
+    pool: &MySqlPool,
+    filter: &UsageFilter,
+    group_by: GroupBy,
+) -> sqlx::Result<Vec<UsageSums>> {
+    let mut query = QueryBuilder::new("SELECT ");
+    query
+        .push(group_by.key_expression())
+        .push(" AS `key`, ")
+        .push(SUMS);
+    push_filter(&mut query, filter);
+    query.push(" GROUP BY `key` ORDER BY `key`");
+    query.build_query_as().fetch_all(pool).await
+}

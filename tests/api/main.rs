@@ -1,0 +1,19 @@
+//! Black-box tests: the real server on port 0, real MariaDB (a fresh database per test),
+//! and a mock OpenAI-compatible provider over a real socket.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that cannot set itself up should fail loudly"
+)]
+
+mod helpers;
+mod mock_provider;
+
+mod auth;
+mod characters;
+mod errors;
+mod history;
+mod openapi;
+mod turns;
+mod usage;

@@ -1,0 +1,189 @@
+//! An OpenAI-compatible chat-completions server that records what it receives and
+//! answers from a script (then from its default reply).
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+/// What the provider does with one request.
+#[derive(Debug, Clone)]
+pub enum MockReply {
+    /// A completion with this text and, when given, this usage (prompt, completion).
+    Text {
+        content: String,
+        usage: Option<(u32, u32)>,
+    },
+    /// An error status with a JSON error body.
+    Status(u16),
+    /// 200 with a body that is not a chat completion.
+    Garbage,
+    /// Waits, then answers as the inner reply.
+    Delayed(Duration, Box<MockReply>),
+}
+
+impl MockReply {
+    pub fn text(content: &str, prompt_tokens: u32, completion_tokens: u32) -> Self {
+        Self::Text {
+            content: content.to_owned(),
+            usage: Some((prompt_tokens, completion_tokens)),
+        }
+    }
+}
+
+/// The reply the SPEC's example shows, with its usage: 412 + 18 tokens.
+pub fn spec_reply() -> MockReply {
+    MockReply::text("One left, upstairs.", 412, 18)
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// (role, content) of every prompt message.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.body["messages"]
+            .as_array()
+            .map(|messages| {
+                messages
+                    .iter()
+                    .map(|m| {
+                        (
+                            m["role"].as_str().unwrap_or_default().to_owned(),
+                            m["content"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct MockState {
+    requests: Mutex<Vec<RecordedRequest>>,
+    script: Mutex<VecDeque<MockReply>>,
+}
+
+#[derive(Clone)]
+pub struct MockProvider {
+    /// Base URL to use as `LLM_BASE_URL` (ends in `/v1`).
+    pub base_url: String,
+    state: Arc<MockState>,
+}
+
+impl MockProvider {
+    pub async fn start() -> Self {
+        let state = Arc::new(MockState::default());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat_completions))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the mock provider");
+        let address = listener.local_addr().expect("mock provider address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base_url: format!("http://{address}/v1"),
+            state,
+        }
+    }
+
+    /// The next requests get these replies, in order; then the default again.
+    pub fn enqueue(&self, replies: impl IntoIterator<Item = MockReply>) {
+        self.state
+            .script
+            .lock()
+            .expect("script lock")
+            .extend(replies);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests.lock().expect("requests lock").clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state.requests.lock().expect("requests lock").len()
+    }
+
+    pub fn last_request(&self) -> RecordedRequest {
+        self.requests()
+            .pop()
+            .expect("the provider received no request")
+    }
+}
+
+async fn chat_completions(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    state
+        .requests
+        .lock()
+        .expect("requests lock")
+        .push(RecordedRequest {
+            headers,
+            body: body.clone(),
+        });
+    let scripted = state.script.lock().expect("script lock").pop_front();
+    let reply = scripted.unwrap_or_else(spec_reply);
+    answer(reply, &body).await
+}
+
+async fn answer(reply: MockReply, request: &Value) -> Response {
+    let mut reply = reply;
+    while let MockReply::Delayed(delay, inner) = reply {
+        tokio::time::sleep(delay).await;
+        reply = *inner;
+    }
+    match reply {
+        MockReply::Text { content, usage } => {
+            let mut body = json!({
+                "id": "chatcmpl-mock",
+                "object": "chat.completion",
+                "created": 1_764_000_000,
+                "model": request["model"],
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop"
+                }]
+            });
+            if let Some((prompt, completion)) = usage {
+                body["usage"] = json!({
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion
+                });
+            }
+            Json(body).into_response()
+        }
+        MockReply::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                Json(json!({"error": {"message": "mock failure", "type": "server_error"}})),
+            )
+                .into_response()
+        }
+        MockReply::Garbage => (StatusCode::OK, "<html>not json</html>").into_response(),
+        MockReply::Delayed(..) => unreachable!("unwrapped above"),
+    }
+}
