@@ -110,8 +110,15 @@ impl From<ParseError> for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// A database that cannot be reached is an outage (503, worth retrying), not a bug.
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(anyhow::Error::new(error).context("database error"))
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::error!(error = %error, "database unavailable");
+                Self::Unavailable("database unavailable; retry shortly".into())
+            }
+            other => Self::Internal(anyhow::Error::new(other).context("database error")),
+        }
     }
 }
 

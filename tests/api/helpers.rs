@@ -14,10 +14,13 @@ pub struct TestDatabase {
     pub url: String,
 }
 
+/// The shared server tests use unless they start their own.
+pub fn shared_server() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
+}
+
 impl TestDatabase {
-    fn new() -> Self {
-        let server = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned());
+    fn on(server: &str) -> Self {
         let name = format!("npc_test_{}", uuid::Uuid::new_v4().simple());
         Self {
             url: format!("{}/{name}", server.trim_end_matches('/')),
@@ -65,8 +68,13 @@ impl TestApp {
     /// Starts with these environment variables over the test defaults; a variable set
     /// to "" is removed (so `("LLM_API_KEY", "")` runs without an LLM key).
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        Self::spawn_on(&shared_server(), overrides).await
+    }
+
+    /// As `spawn_with`, on another MySQL server (`mysql://user@host:port`).
+    pub async fn spawn_on(server: &str, overrides: &[(&str, &str)]) -> Self {
         let provider = MockProvider::start().await;
-        let db = TestDatabase::new();
+        let db = TestDatabase::on(server);
         let mut vars: HashMap<String, String> = [
             ("DATABASE_URL", db.url.as_str()),
             ("BIND_ADDR", "127.0.0.1:0"),

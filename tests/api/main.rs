@@ -9,11 +9,13 @@
 
 mod helpers;
 mod mock_provider;
+mod own_mariadb;
 
 mod auth;
 mod characters;
 mod errors;
 mod history;
 mod openapi;
+mod operations;
 mod turns;
 mod usage;

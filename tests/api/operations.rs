@@ -1,0 +1,82 @@
+//! Health, readiness while the database comes and goes, start-up and graceful shutdown.
+
+use crate::{
+    helpers::{TestApp, error_code},
+    mock_provider::MockReply,
+    own_mariadb::OwnMariaDb,
+};
+use npc_dialogue::{config::Secret, store};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn readyz_says_503_while_the_database_is_down_and_recovers_after() {
+    let mut database = OwnMariaDb::start();
+    let app = TestApp::spawn_on(&database.url(), &[]).await;
+    app.create_mara("innkeeper_mara").await;
+    assert_eq!(app.get_json("/readyz").await.0, StatusCode::OK);
+
+    database.kill();
+    let response = app.request(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into())
+    );
+    assert_eq!(
+        app.get_json("/healthz").await.0,
+        StatusCode::OK,
+        "the process is alive"
+    );
+    let response = app
+        .post_turn(
+            "c-1",
+            json!({"player_id": "p", "character_id": "innkeeper_mara", "content": "hi"}),
+        )
+        .await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into()),
+        "a missing database is a 503, not a 500"
+    );
+
+    database.resume();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.get_json("/readyz").await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.say("c-1", "p", "innkeeper_mara", "back again").await;
+}
+
+#[tokio::test]
+async fn start_up_gives_up_on_an_unreachable_database_with_an_error() {
+    let started = Instant::now();
+    let url = Secret::new("mysql://root@127.0.0.1:1/npc_dialogue");
+    let result = store::connect_and_migrate(&url, Duration::from_secs(1)).await;
+    let error = result.expect_err("nothing listens on port 1");
+    assert!(format!("{error:#}").contains("unreachable"), "{error:#}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_an_in_flight_turn_finish() {
+    let mut app = TestApp::spawn().await;
+    app.create_mara("innkeeper_mara").await;
+    app.provider.enqueue([MockReply::Delayed(
+        Duration::from_millis(800),
+        Box::new(MockReply::text("Closing time.", 10, 2)),
+    )]);
+    let request = app
+        .request(Method::POST, "/conversations/c-1/messages")
+        .json(&json!({"player_id": "p", "character_id": "innkeeper_mara", "content": "One more?"}));
+    let in_flight = tokio::spawn(request.send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.stop().await;
+
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let turn: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(turn["reply"]["content"], "Closing time.");
+    assert_eq!(app.stored_messages("c-1").await.len(), 2);
+}
