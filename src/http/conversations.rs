@@ -9,35 +9,65 @@ use crate::{
     error::{ApiError, ErrorBody},
     service::{
         conversations::{self, HistoryQuery, MessagePage},
-        turn::{self, Turn, TurnInput, TurnResponse},
+        idempotency::IdempotencyKey,
+        turn::{self, Turn, TurnInput, TurnOutcome, TurnResponse},
     },
 };
-use axum::extract::State;
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
 
 /// A player's turn: what the player says, and the character's reply.
 ///
 /// Never an error because of the LLM: when it is not configured or fails, the reply is
 /// a fallback line (`source: fallback`) and `fallback_reason` says why.
 #[utoipa::path(post, path = "/conversations/{conversation_id}/messages", tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Id chosen by the game; bound to one player and one character on first use")),
+    params(
+        ("conversation_id" = String, Path, description = "Id chosen by the game; bound to one player and one character on first use"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a request safely: the same key on the same conversation returns the first answer and changes nothing"),
+    ),
     request_body = TurnInput,
     responses(
         (status = 200, description = "The stored exchange", body = TurnResponse),
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 404, description = "Unknown character", body = ErrorBody),
-        (status = 409, description = "Conversation bound to another player or character", body = ErrorBody),
+        (status = 409, description = "Conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), or the same Idempotency-Key still in progress", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused for a different request", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
     ))]
 pub async fn post_message(
     State(state): State<AppState>,
     Path(conversation_id): Path<String>,
+    headers: HeaderMap,
     Json(input): Json<TurnInput>,
-) -> Result<Json<TurnResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let conversation_id = ConversationId::parse(&conversation_id)?;
     let turn = Turn::parse(conversation_id, input, state.config.max_message_chars)?;
-    Ok(Json(turn::take_turn(&state, turn).await?))
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {
+            ApiError::Validation("Idempotency-Key must be printable ASCII".into())
+        })?)?),
+    };
+    Ok(match turn::take_turn(state, turn, key).await? {
+        TurnOutcome::Fresh(response) => Json(*response).into_response(),
+        TurnOutcome::Replayed(stored) => (
+            [
+                (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true")),
+            ],
+            stored,
+        )
+            .into_response(),
+    })
 }
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Tells the game that a stored answer was replayed rather than a new turn taken.
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// A conversation's history, one page at a time.
 ///

@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod extract;
 pub mod middleware;
 pub mod ops;
+pub mod players;
 pub mod usage;
 
 use crate::{config::Config, error::ApiError, service::Services};
@@ -47,7 +48,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
     tags(
         (name = "conversations", description = "A player's turn and the history"),
         (name = "characters", description = "The NPCs"),
-        (name = "usage", description = "Tokens and spend"),
+        (name = "usage", description = "Tokens, spend and budgets"),
         (name = "operations", description = "Health")
     )
 )]
@@ -78,6 +79,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
             conversations::list_messages
         ))
         .routes(routes!(usage::get_usage))
+        .routes(routes!(usage::get_budget))
+        .routes(routes!(usage::list_budgets))
+        .routes(routes!(players::put_budget))
 }
 
 /// Routes open to load balancers and orchestrators.

@@ -1,6 +1,7 @@
 //! The LLM client: OpenAI-compatible chat completions over HTTP.
 
 pub mod openai;
+pub mod retry;
 pub mod tokens;
 
 pub use openai::OpenAiClient;

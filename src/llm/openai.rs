@@ -11,7 +11,6 @@ pub struct OpenAiClient {
     http: reqwest::Client,
     base_url: String,
     api_key: Option<Secret>,
-    timeout: Duration,
 }
 
 #[derive(Serialize)]
@@ -58,7 +57,6 @@ impl OpenAiClient {
             http,
             base_url: config.base_url.clone(),
             api_key: config.api_key.clone(),
-            timeout: config.timeout,
         })
     }
 
@@ -67,8 +65,12 @@ impl OpenAiClient {
         self.api_key.is_some()
     }
 
-    /// One attempt, bounded by the per-attempt timeout. Retrying is the caller's choice.
-    pub async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+    /// One attempt, bounded by `timeout`. Retrying is `retry::retry`'s job.
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        timeout: Duration,
+    ) -> Result<Completion, LlmError> {
         let started = Instant::now();
         let fail = |kind, detail: String, retry_after| LlmError {
             kind,
@@ -85,7 +87,7 @@ impl OpenAiClient {
         let mut builder = self
             .http
             .post(format!("{}/chat/completions", self.base_url))
-            .timeout(self.timeout)
+            .timeout(timeout)
             .header("X-Request-Purpose", request.purpose.as_str())
             .json(&body);
         if let Some(key) = &self.api_key {

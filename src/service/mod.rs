@@ -1,10 +1,15 @@
 //! The service layer: decides and orchestrates; no HTTP types, no SQL text.
 
 pub mod characters;
+pub mod circuit;
 pub mod context;
 pub mod conversations;
 pub mod fallback;
+pub mod idempotency;
+pub mod lease;
 pub mod pricing;
+pub mod reply;
+pub mod spend;
 pub mod turn;
 pub mod usage;
 
@@ -19,13 +24,23 @@ pub struct Services {
     pub pool: MySqlPool,
     pub llm: OpenAiClient,
     pub usage: usage::UsageTracker,
+    pub circuits: circuit::CircuitBreakers,
 }
 
 impl Services {
     pub fn new(config: Arc<Config>, pool: MySqlPool) -> anyhow::Result<Self> {
         Ok(Self {
             llm: OpenAiClient::new(&config.llm)?,
-            usage: usage::UsageTracker::new(config.prices.clone()),
+            usage: usage::UsageTracker::new(
+                config.prices.clone(),
+                config.global_daily_budget_usd.is_some(),
+            ),
+            circuits: circuit::CircuitBreakers::new(
+                config.llm.circuit_failures,
+                config.llm.circuit_cooldown,
+                // A probe is a whole turn's LLM work at most.
+                config.llm.deadline,
+            ),
             config,
             pool,
         })

@@ -4,24 +4,27 @@
 use super::{
     Services,
     characters::Character,
-    context::{self, PastMessage, PromptInput},
     conversations::Message,
-    fallback::{self, FallbackReason},
-    usage::{CallContext, CallCost},
+    fallback::FallbackReason,
+    idempotency::{self, Begin, ClaimedKey, IdempotencyKey},
+    lease,
+    reply::{self, Reply},
+    usage::CallCost,
 };
 use crate::{
     domain::{Affinity, CharacterId, ConversationId, MessageText, PlayerId},
     error::ApiError,
-    llm::{ChatRequest, Purpose},
     store::{
-        characters as character_store, conversations,
+        characters as character_store, conversations, idempotency as stored_keys,
         messages::{self, MessageRow},
         players,
     },
 };
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 /// Largest `context` object the game may send, in bytes of JSON.
 pub const MAX_CONTEXT_BYTES: usize = 4096;
@@ -54,6 +57,18 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// The request as parsed, in a fixed form: what an `Idempotency-Key` is bound to.
+    fn canonical(&self) -> Vec<u8> {
+        let value = json!({
+            "player_id": self.player_id.as_str(),
+            "character_id": self.character_id.as_str(),
+            "content": self.content.as_str(),
+            "affinity": self.affinity.map(Affinity::value),
+            "context": self.context,
+        });
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+
     pub fn parse(
         conversation_id: ConversationId,
         input: TurnInput,
@@ -93,13 +108,6 @@ pub struct TurnResponse {
     pub usage: CallCost,
 }
 
-/// The character's line before it is stored.
-struct Reply {
-    content: String,
-    fallback_reason: Option<FallbackReason>,
-    cost: CallCost,
-}
-
 fn conflict(conversation_id: &ConversationId, player_id: &str, character_id: &str) -> ApiError {
     ApiError::Conflict {
         code: "conversation_conflict",
@@ -110,8 +118,42 @@ fn conflict(conversation_id: &ConversationId, player_id: &str, character_id: &st
     }
 }
 
-#[tracing::instrument(skip_all, fields(conversation_id = %turn.conversation_id, player_id = %turn.player_id))]
-pub async fn take_turn(services: &Services, turn: Turn) -> Result<TurnResponse, ApiError> {
+/// How long a turn may hold its conversation (or its idempotency key) before others
+/// presume its replica dead: the whole LLM budget of a turn plus room for the database.
+fn hold_for(services: &Services) -> Duration {
+    services.config.llm.deadline + Duration::from_secs(30)
+}
+
+/// A turn's answer: new, or the stored JSON of an earlier request with the same
+/// `Idempotency-Key`, returned byte for byte.
+#[derive(Debug, Clone)]
+pub enum TurnOutcome {
+    Fresh(Box<TurnResponse>),
+    Replayed(String),
+}
+
+/// Runs the turn on a task of its own, so that a game server hanging up mid-turn does
+/// not cut it between the provider call and the write: it is stored whole either way.
+pub async fn take_turn(
+    services: Arc<Services>,
+    turn: Turn,
+    key: Option<IdempotencyKey>,
+) -> Result<TurnOutcome, ApiError> {
+    let span = tracing::info_span!(
+        "turn",
+        conversation_id = %turn.conversation_id,
+        player_id = %turn.player_id
+    );
+    tokio::spawn(async move { run(&services, turn, key).await }.instrument(span))
+        .await
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("the turn task failed: {error}")))?
+}
+
+async fn run(
+    services: &Services,
+    turn: Turn,
+    key: Option<IdempotencyKey>,
+) -> Result<TurnOutcome, ApiError> {
     let pool = &services.pool;
     let character_row = character_store::get(pool, turn.character_id.as_str())
         .await?
@@ -122,130 +164,102 @@ pub async fn take_turn(services: &Services, turn: Turn) -> Result<TurnResponse, 
             ))
         })?;
     let character = Character::try_from(character_row)?;
+    check_binding(services, &turn).await?;
 
-    let existing = conversations::get(pool, turn.conversation_id.as_str()).await?;
-    if let Some(conversation) = &existing
-        && (conversation.player_id != turn.player_id.as_str()
-            || conversation.character_id != turn.character_id.as_str())
-    {
-        return Err(conflict(
-            &turn.conversation_id,
-            &conversation.player_id,
-            &conversation.character_id,
-        ));
-    }
-
-    let affinity = match turn.affinity {
-        Some(affinity) => affinity,
-        None => players::affinity(pool, turn.player_id.as_str(), turn.character_id.as_str())
+    let claimed = match key {
+        None => None,
+        Some(key) => {
+            let hash = idempotency::request_hash(&turn.canonical());
+            let wait = services.config.llm.turn_queue_wait + hold_for(services);
+            match idempotency::begin(
+                pool,
+                turn.conversation_id.as_str(),
+                key,
+                &hash,
+                hold_for(services),
+                wait,
+            )
             .await?
-            .and_then(|stored| Affinity::parse(i64::from(stored)).ok())
-            .unwrap_or_default(),
-    };
-    let window = services.config.context_recent_messages;
-    let recent = match &existing {
-        Some(_) => messages::recent(pool, turn.conversation_id.as_str(), window).await?,
-        None => Vec::new(),
-    };
-
-    let reply = if services.llm.is_configured() {
-        converse(services, &turn, &character, affinity, &recent).await?
-    } else {
-        None
-    }
-    .unwrap_or_else(|| {
-        let reason = if services.llm.is_configured() {
-            FallbackReason::LlmError
-        } else {
-            FallbackReason::LlmNotConfigured
-        };
-        let previous = recent
-            .iter()
-            .rev()
-            .find(|message| message.source.as_deref() == Some("fallback"))
-            .map(|message| message.content.as_str());
-        Reply {
-            content: fallback::choose_line(
-                character.fallback_lines.as_ref(),
-                affinity.tier(),
-                previous,
-            ),
-            fallback_reason: Some(reason),
-            cost: CallCost::default(),
+            {
+                Begin::Replay(response) => return Ok(TurnOutcome::Replayed(response)),
+                Begin::Process(claimed) => Some(claimed),
+            }
         }
-    });
-
-    store_turn(services, &turn, reply).await
+    };
+    let result = serialized(services, &turn, &character, claimed.as_ref()).await;
+    if result.is_err()
+        && let Some(claimed) = &claimed
+    {
+        idempotency::abandon(pool, claimed).await;
+    }
+    result.map(|response| TurnOutcome::Fresh(Box::new(response)))
 }
 
-/// Asks the LLM for the character's line; `None` when the call failed (already logged
-/// and, when it reached the provider, recorded).
-async fn converse(
+/// 409 when the conversation is bound to another player or character.
+async fn check_binding(services: &Services, turn: &Turn) -> Result<bool, ApiError> {
+    let existing = conversations::get(&services.pool, turn.conversation_id.as_str()).await?;
+    match existing {
+        Some(conversation)
+            if conversation.player_id != turn.player_id.as_str()
+                || conversation.character_id != turn.character_id.as_str() =>
+        {
+            Err(conflict(
+                &turn.conversation_id,
+                &conversation.player_id,
+                &conversation.character_id,
+            ))
+        }
+        Some(_) => Ok(true),
+        None => Ok(false),
+    }
+}
+
+/// The turn proper, one at a time per conversation.
+async fn serialized(
     services: &Services,
     turn: &Turn,
     character: &Character,
-    affinity: Affinity,
-    recent: &[MessageRow],
-) -> Result<Option<Reply>, ApiError> {
-    let past: Vec<PastMessage<'_>> = recent
-        .iter()
-        .map(|message| PastMessage {
-            from_player: message.role == "player",
-            content: &message.content,
-        })
-        .collect();
-    let prompt = context::build_prompt(&PromptInput {
-        character_name: &character.name,
-        persona: &character.persona,
-        affinity,
-        game_context: turn.context.as_ref(),
-        recent: &past,
-        current: turn.content.as_str(),
-    });
-    let model = character
-        .model
-        .clone()
-        .unwrap_or_else(|| services.config.llm.model.clone());
-    let request = ChatRequest {
-        model,
-        messages: prompt,
-        max_tokens: services.config.llm.max_tokens,
-        user: turn.player_id.as_str().to_owned(),
-        purpose: Purpose::Conversation,
-    };
-    let result = services.llm.chat(&request).await;
-    let cost = services
-        .usage
-        .record(
-            &services.pool,
-            &CallContext {
-                player_id: turn.player_id.as_str(),
-                conversation_id: Some(turn.conversation_id.as_str()),
-                character_id: Some(turn.character_id.as_str()),
-                purpose: Purpose::Conversation,
-                model: &request.model,
-            },
-            &result,
-        )
-        .await?;
-    match result {
-        Ok(completion) => Ok(Some(Reply {
-            content: completion.content,
-            fallback_reason: None,
-            cost,
-        })),
-        Err(error) => {
-            tracing::warn!(error = %error, "LLM call failed; answering with a fallback line");
-            Ok(None)
-        }
+    claimed: Option<&ClaimedKey>,
+) -> Result<TurnResponse, ApiError> {
+    let pool = &services.pool;
+    let lease = lease::acquire(
+        pool,
+        turn.conversation_id.as_str(),
+        hold_for(services),
+        services.config.llm.turn_queue_wait,
+    )
+    .await?;
+    let result = async {
+        // Under the lease the history is final: read it only now.
+        let exists = check_binding(services, turn).await?;
+        let affinity = match turn.affinity {
+            Some(affinity) => affinity,
+            None => players::affinity(pool, turn.player_id.as_str(), turn.character_id.as_str())
+                .await?
+                .and_then(|stored| Affinity::parse(i64::from(stored)).ok())
+                .unwrap_or_default(),
+        };
+        let recent = if exists {
+            let window = services.config.context_recent_messages;
+            messages::recent(pool, turn.conversation_id.as_str(), window).await?
+        } else {
+            Vec::new()
+        };
+        let reply = reply::compose(services, turn, character, affinity, &recent).await?;
+        store_turn(services, turn, reply, claimed).await
     }
+    .await;
+    lease.release(pool).await;
+    result
 }
 
-/// Stores the player's line and the reply in one transaction: both or neither.
+/// Stores the player's line, the reply and the idempotent response in one transaction:
+/// all or nothing.
 async fn store_turn(
     services: &Services,
     turn: &Turn,
     reply: Reply,
+    claimed: Option<&ClaimedKey>,
 ) -> Result<TurnResponse, ApiError> {
     let now = crate::store::now();
     let mut tx = services
@@ -324,14 +338,26 @@ async fn store_turn(
         )
         .await?;
     }
-    tx.commit().await.context("committing the turn")?;
-
-    Ok(TurnResponse {
+    let response = TurnResponse {
         conversation_id: conversation.id,
         player_message: player_message.into(),
         reply: reply_message.into(),
         source: source.into(),
         fallback_reason: reply.fallback_reason,
         usage: reply.cost,
-    })
+    };
+    if let Some(claimed) = claimed {
+        let stored =
+            serde_json::to_string(&response).context("encoding the idempotent response")?;
+        stored_keys::complete(
+            &mut tx,
+            &claimed.conversation_id,
+            claimed.key.as_str(),
+            &claimed.token,
+            &stored,
+        )
+        .await?;
+    }
+    tx.commit().await.context("committing the turn")?;
+    Ok(response)
 }

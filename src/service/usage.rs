@@ -5,8 +5,12 @@ use crate::{
     domain::{ConversationId, PlayerId},
     error::ApiError,
     llm::{Completion, LlmError, Purpose},
-    store::usage::{self as usage_store, GroupBy, NewUsageRecord, UsageFilter, UsageSums},
+    store::{
+        spend,
+        usage::{self as usage_store, GroupBy, NewUsageRecord, UsageFilter, UsageSums},
+    },
 };
+use anyhow::Context;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -33,17 +37,30 @@ pub struct CallCost {
     pub cost_usd: Decimal,
 }
 
+impl CallCost {
+    pub fn add(&mut self, other: CallCost) {
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.cost_usd += other.cost_usd;
+    }
+}
+
 #[derive(Debug)]
 pub struct UsageTracker {
     prices: PriceTable,
+    /// Keep the global per-day counter (only needed with `GLOBAL_DAILY_BUDGET_USD`).
+    count_daily: bool,
     /// Models already warned about, so an unpriced model logs once, not once per call.
     unpriced_warned: Mutex<HashSet<String>>,
 }
 
 impl UsageTracker {
-    pub fn new(prices: PriceTable) -> Self {
+    pub fn new(prices: PriceTable, count_daily: bool) -> Self {
         Self {
             prices,
+            count_daily,
             unpriced_warned: Mutex::new(HashSet::new()),
         }
     }
@@ -69,13 +86,16 @@ impl UsageTracker {
         }
     }
 
-    /// Stores the usage row of one attempt. Attempts that never reached the provider
-    /// (connection refused) cost nothing and are not recorded.
+    /// Stores the usage row of one attempt and adds its cost to the spend counters, and
+    /// settles (deletes) the call's budget reservation when given, all in one transaction.
+    /// Attempts that never reached the provider (connection refused) cost nothing and are
+    /// not recorded.
     pub async fn record(
         &self,
         pool: &MySqlPool,
         call: &CallContext<'_>,
         result: &Result<Completion, LlmError>,
+        settle: Option<u64>,
     ) -> anyhow::Result<CallCost> {
         let (usage, latency, outcome, http_status, estimated) = match result {
             Ok(completion) => (
@@ -117,9 +137,25 @@ impl UsageTracker {
             http_status,
             created_at: crate::store::now(),
         };
-        usage_store::insert(pool, &record)
+        let mut tx = pool.begin().await.context("starting a usage record")?;
+        usage_store::insert(&mut tx, &record)
             .await
-            .map_err(|error| anyhow::Error::new(error).context("recording LLM usage"))?;
+            .context("recording LLM usage")?;
+        spend::add_spend(
+            &mut tx,
+            call.player_id,
+            cost.cost_usd,
+            record.created_at,
+            self.count_daily,
+        )
+        .await
+        .context("adding to the spend counters")?;
+        if let Some(reservation) = settle {
+            spend::delete_reservation(&mut *tx, reservation)
+                .await
+                .context("settling a budget reservation")?;
+        }
+        tx.commit().await.context("committing a usage record")?;
         Ok(cost)
     }
 }

@@ -2,8 +2,11 @@
 
 pub mod characters;
 pub mod conversations;
+pub mod idempotency;
+pub mod leases;
 pub mod messages;
 pub mod players;
+pub mod spend;
 pub mod usage;
 
 use crate::config::Secret;

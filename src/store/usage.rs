@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{MySql, MySqlPool, QueryBuilder};
+use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewUsageRecord {
@@ -21,7 +21,7 @@ pub struct NewUsageRecord {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn insert(pool: &MySqlPool, record: &NewUsageRecord) -> sqlx::Result<u64> {
+pub async fn insert(conn: &mut MySqlConnection, record: &NewUsageRecord) -> sqlx::Result<u64> {
     let result = sqlx::query(
         "INSERT INTO usage_records (player_id, conversation_id, character_id, purpose, model,
              prompt_tokens, completion_tokens, total_tokens, tokens_estimated, cost_usd,
@@ -46,7 +46,7 @@ pub async fn insert(pool: &MySqlPool, record: &NewUsageRecord) -> sqlx::Result<u
     .bind(record.outcome)
     .bind(record.http_status)
     .bind(record.created_at)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(result.last_insert_id())
 }

@@ -80,6 +80,8 @@ impl TestApp {
             ("BIND_ADDR", "127.0.0.1:0"),
             ("LLM_BASE_URL", provider.base_url.as_str()),
             ("LLM_API_KEY", "test-provider-key"),
+            // Retries as in production, but waits of 10, 20, 40 ms.
+            ("LLM_RETRY_BASE_MS", "10"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -278,7 +278,7 @@ async fn without_an_llm_key_the_reply_is_a_fallback_and_no_call_is_made() {
 
 #[tokio::test]
 async fn a_provider_failure_becomes_a_fallback_with_its_usage_recorded() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[("LLM_MAX_RETRIES", "0")]).await;
     app.create_mara("innkeeper_mara").await;
     app.provider.enqueue([MockReply::Status(500)]);
     let response = app
@@ -312,7 +312,7 @@ async fn a_provider_failure_becomes_a_fallback_with_its_usage_recorded() {
 
 #[tokio::test]
 async fn an_unusable_provider_answer_becomes_a_fallback() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[("LLM_MAX_RETRIES", "0")]).await;
     app.create_mara("innkeeper_mara").await;
     app.provider.enqueue([MockReply::Garbage]);
     let turn = app.say("c-1", "p-7", "innkeeper_mara", "Hello").await;
@@ -326,7 +326,7 @@ async fn an_unusable_provider_answer_becomes_a_fallback() {
 
 #[tokio::test]
 async fn a_provider_slower_than_the_timeout_becomes_a_fallback() {
-    let app = TestApp::spawn_with(&[("LLM_TIMEOUT_MS", "200")]).await;
+    let app = TestApp::spawn_with(&[("LLM_TIMEOUT_MS", "200"), ("LLM_MAX_RETRIES", "0")]).await;
     app.create_mara("innkeeper_mara").await;
     app.provider.enqueue([MockReply::Delayed(
         std::time::Duration::from_secs(2),

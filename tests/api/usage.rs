@@ -33,7 +33,7 @@ fn breakdown(report: &Value) -> Vec<(String, u64, u64, u64, u64, Decimal)> {
 
 #[tokio::test]
 async fn usage_reports_totals_and_every_breakdown() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[("LLM_MAX_RETRIES", "0")]).await;
     app.create_mara("mara").await;
     let response = app
         .put_character(

@@ -1,0 +1,162 @@
+//! `Idempotency-Key`: a repeated turn returns the first answer and changes nothing, on
+//! any replica, also when the two requests arrive together.
+
+use crate::{
+    error::ApiError,
+    store::{
+        self,
+        idempotency::{self as store_keys, Claim},
+    },
+};
+use chrono::Duration as ChronoDuration;
+use sha2::{Digest, Sha256};
+use sqlx::MySqlPool;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub const MAX_KEY_CHARS: usize = 128;
+/// How often a repeat polls for the first request's answer.
+const POLL: Duration = Duration::from_millis(25);
+
+/// A key as the game sent it, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let key = raw.trim();
+        if key.is_empty()
+            || key.chars().count() > MAX_KEY_CHARS
+            || key.chars().any(char::is_control)
+        {
+            return Err(ApiError::Validation(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters"
+            )));
+        }
+        Ok(Self(key.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key, held by this request until the turn is stored or abandoned.
+#[derive(Debug, Clone)]
+pub struct ClaimedKey {
+    pub conversation_id: String,
+    pub key: IdempotencyKey,
+    pub token: String,
+}
+
+/// What to do with a request that carries a key.
+#[derive(Debug)]
+pub enum Begin {
+    /// Process it; store the response with `store::idempotency::complete`.
+    Process(ClaimedKey),
+    /// Answer with this stored response (JSON text) and do nothing else.
+    Replay(String),
+}
+
+/// The fingerprint of a request, so one key cannot be reused for another request.
+pub fn request_hash(canonical_request: &[u8]) -> String {
+    hex::encode(Sha256::digest(canonical_request))
+}
+
+fn reused(key: &IdempotencyKey) -> ApiError {
+    ApiError::Unprocessable {
+        code: "idempotency_key_reused",
+        message: format!(
+            "Idempotency-Key {:?} was already used for a different request",
+            key.as_str()
+        ),
+    }
+}
+
+/// Claims the key, or waits (up to `wait`) for the request that holds it to finish.
+pub async fn begin(
+    pool: &MySqlPool,
+    conversation_id: &str,
+    key: IdempotencyKey,
+    request_hash: &str,
+    hold_for: Duration,
+    wait: Duration,
+) -> Result<Begin, ApiError> {
+    let token = uuid::Uuid::new_v4().to_string();
+    let give_up = Instant::now() + wait;
+    loop {
+        let now = store::now();
+        let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
+        let claim = store_keys::claim(
+            pool,
+            conversation_id,
+            key.as_str(),
+            request_hash,
+            &token,
+            now,
+            expires_at,
+        )
+        .await?;
+        match claim {
+            Claim::Claimed => {
+                return Ok(Begin::Process(ClaimedKey {
+                    conversation_id: conversation_id.to_owned(),
+                    key,
+                    token,
+                }));
+            }
+            Claim::Done {
+                request_hash: stored,
+                ..
+            }
+            | Claim::InProgress {
+                request_hash: stored,
+            } if stored != request_hash => {
+                return Err(reused(&key));
+            }
+            Claim::Done { response, .. } => return Ok(Begin::Replay(response)),
+            Claim::InProgress { .. } if Instant::now() + POLL > give_up => {
+                return Err(ApiError::Conflict {
+                    code: "idempotency_in_progress",
+                    message: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+                });
+            }
+            Claim::InProgress { .. } => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// Frees a key whose turn failed. Best effort: an unfreed key expires by itself.
+pub async fn abandon(pool: &MySqlPool, claimed: &ClaimedKey) {
+    if let Err(error) = store_keys::abandon(
+        pool,
+        &claimed.conversation_id,
+        claimed.key.as_str(),
+        &claimed.token,
+    )
+    .await
+    {
+        tracing::warn!(%error, "could not free an idempotency key; it will expire");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_bounded_and_printable() {
+        assert!(IdempotencyKey::parse("turn-123").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(128)).is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
+        assert!(IdempotencyKey::parse("  ").is_err());
+        assert!(IdempotencyKey::parse("a\u{1}b").is_err());
+    }
+
+    #[test]
+    fn the_request_hash_tells_requests_apart() {
+        assert_eq!(request_hash(b"a"), request_hash(b"a"));
+        assert_ne!(request_hash(b"a"), request_hash(b"b"));
+        assert_eq!(request_hash(b"a").len(), 64);
+    }
+}

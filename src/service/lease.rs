@@ -1,0 +1,63 @@
+//! One turn at a time per conversation, across replicas: a lease row in MySQL, polled for,
+//! so no connection or transaction is held while the provider thinks.
+
+use crate::{
+    error::ApiError,
+    store::{self, leases},
+};
+use chrono::Duration as ChronoDuration;
+use rand::Rng;
+use sqlx::MySqlPool;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The right to process one turn of a conversation; give it back with `release`.
+#[derive(Debug)]
+pub struct Lease {
+    conversation_id: String,
+    holder: String,
+}
+
+/// Waits up to `wait` for the conversation's lease, then answers 409 `conversation_busy`.
+/// `hold_for` bounds how long a holder that died keeps others out.
+pub async fn acquire(
+    pool: &MySqlPool,
+    conversation_id: &str,
+    hold_for: Duration,
+    wait: Duration,
+) -> Result<Lease, ApiError> {
+    let holder = uuid::Uuid::new_v4().to_string();
+    let give_up = Instant::now() + wait;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let now = store::now();
+        let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
+        if leases::try_acquire(pool, conversation_id, &holder, now, expires_at).await? {
+            return Ok(Lease {
+                conversation_id: conversation_id.to_owned(),
+                holder,
+            });
+        }
+        if Instant::now() + pause > give_up {
+            return Err(ApiError::Conflict {
+                code: "conversation_busy",
+                message:
+                    "another turn of this conversation is still being processed; retry shortly"
+                        .into(),
+            });
+        }
+        // Jittered so waiting turns on several replicas do not poll in lockstep.
+        let jittered = pause.mul_f64(rand::rng().random_range(0.5..1.5));
+        tokio::time::sleep(jittered).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+impl Lease {
+    /// Best effort: a lease not released expires after `hold_for`.
+    pub async fn release(self, pool: &MySqlPool) {
+        if let Err(error) = leases::release(pool, &self.conversation_id, &self.holder).await {
+            tracing::warn!(%error, "could not release a conversation lease; it will expire");
+        }
+    }
+}

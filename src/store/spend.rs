@@ -1,0 +1,242 @@
+//! Quota calls, budget reservations and spend counters: the shared state that keeps a
+//! player's LLM use under limits across replicas.
+//!
+//! Every check-and-reserve runs in a transaction that first locks the player's row, so
+//! concurrent turns of one player, on any replica, take their decisions one at a time.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::{MySqlConnection, MySqlPool};
+
+/// Creates the player if needed and locks the row until the transaction ends; returns the
+/// player's own monthly limit, if set.
+pub async fn lock_player(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Decimal>> {
+    super::players::ensure(&mut *conn, player_id, now).await?;
+    sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ? FOR UPDATE")
+        .bind(player_id)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn calls_since(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    since: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM quota_calls WHERE player_id = ? AND reserved_at > ?")
+        .bind(player_id)
+        .bind(since)
+        .fetch_one(conn)
+        .await
+}
+
+/// Forgets calls that no longer count, so the table holds about an hour per player.
+pub async fn prune_calls(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    before: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM quota_calls WHERE player_id = ? AND reserved_at <= ?")
+        .bind(player_id)
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_call(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let result = sqlx::query("INSERT INTO quota_calls (player_id, reserved_at) VALUES (?, ?)")
+        .bind(player_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(result.last_insert_id())
+}
+
+/// Gives a quota slot back when no call was made after all.
+pub async fn delete_call(pool: &MySqlPool, id: u64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM quota_calls WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn month_spend<'c>(
+    conn: impl sqlx::MySqlExecutor<'c>,
+    player_id: &str,
+    month: &str,
+) -> sqlx::Result<Decimal> {
+    let spent: Option<Decimal> = sqlx::query_scalar(
+        "SELECT spent_usd FROM player_monthly_spend WHERE player_id = ? AND month = ?",
+    )
+    .bind(player_id)
+    .bind(month)
+    .fetch_optional(conn)
+    .await?;
+    Ok(spent.unwrap_or_default())
+}
+
+/// Worst-case cost of the player's calls in flight.
+pub async fn reserved<'c>(
+    conn: impl sqlx::MySqlExecutor<'c>,
+    player_id: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Decimal> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount_usd), 0) FROM budget_reservations
+         WHERE player_id = ? AND expires_at > ?",
+    )
+    .bind(player_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+/// Worst-case cost of all calls in flight, for the global daily cap.
+pub async fn reserved_globally(
+    conn: &mut MySqlConnection,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Decimal> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount_usd), 0) FROM budget_reservations WHERE expires_at > ?",
+    )
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn day_spend(conn: &mut MySqlConnection, day: NaiveDate) -> sqlx::Result<Decimal> {
+    let spent: Option<Decimal> =
+        sqlx::query_scalar("SELECT spent_usd FROM daily_spend WHERE day = ?")
+            .bind(day)
+            .fetch_optional(conn)
+            .await?;
+    Ok(spent.unwrap_or_default())
+}
+
+pub async fn insert_reservation(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    amount: Decimal,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "INSERT INTO budget_reservations (player_id, amount_usd, created_at, expires_at)
+         VALUES (?, ?, ?, ?)",
+    )
+    .bind(player_id)
+    .bind(amount)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(result.last_insert_id())
+}
+
+pub async fn delete_reservation<'c>(
+    conn: impl sqlx::MySqlExecutor<'c>,
+    id: u64,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM budget_reservations WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds settled spend to the player's month and, when kept, the global day.
+pub async fn add_spend(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    amount: Decimal,
+    now: DateTime<Utc>,
+    count_daily: bool,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO player_monthly_spend (player_id, month, spent_usd, updated_at) VALUES (?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE spent_usd = spent_usd + VALUES(spent_usd), updated_at = VALUES(updated_at)",
+    )
+    .bind(player_id)
+    .bind(month_of(now))
+    .bind(amount)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if count_daily {
+        sqlx::query(
+            "INSERT INTO daily_spend (day, spent_usd, updated_at) VALUES (?, ?, ?)
+             ON DUPLICATE KEY UPDATE spent_usd = spent_usd + VALUES(spent_usd), updated_at = VALUES(updated_at)",
+        )
+        .bind(now.date_naive())
+        .bind(amount)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn set_monthly_limit(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    limit: Option<Decimal>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE players SET monthly_limit_usd = ? WHERE id = ?")
+        .bind(limit)
+        .bind(player_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn monthly_limit(pool: &MySqlPool, player_id: &str) -> sqlx::Result<Option<Decimal>> {
+    let limit: Option<Option<Decimal>> =
+        sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ?")
+            .bind(player_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(limit.flatten())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlayerSpend {
+    pub player_id: String,
+    pub spent_usd: Decimal,
+    pub monthly_limit_usd: Option<Decimal>,
+}
+
+/// Players whose spend this month reached `threshold` × their limit (their own, else
+/// `default_limit`): a dashboard query over one month's rows, ordered by spend.
+pub async fn at_or_over(
+    pool: &MySqlPool,
+    month: &str,
+    default_limit: Decimal,
+    threshold: Decimal,
+) -> sqlx::Result<Vec<PlayerSpend>> {
+    sqlx::query_as(
+        "SELECT s.player_id, s.spent_usd, p.monthly_limit_usd
+         FROM player_monthly_spend s LEFT JOIN players p ON p.id = s.player_id
+         WHERE s.month = ? AND s.spent_usd >= COALESCE(p.monthly_limit_usd, ?) * ?
+         ORDER BY s.spent_usd DESC, s.player_id",
+    )
+    .bind(month)
+    .bind(default_limit)
+    .bind(threshold)
+    .fetch_all(pool)
+    .await
+}
+
+/// The UTC calendar month a budget counts in, as `YYYY-MM`.
+pub fn month_of(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m").to_string()
+}
