@@ -112,6 +112,11 @@ impl TestApp {
         }
     }
 
+    /// The test database's URL, for a second service process over the same data.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     /// Stops the server gracefully (as on SIGTERM).
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {

@@ -12,10 +12,15 @@ mod mock_provider;
 mod own_mariadb;
 
 mod auth;
+mod budgets;
+mod chaos;
 mod characters;
 mod errors;
 mod history;
+mod idempotency;
 mod openapi;
 mod operations;
+mod replicas;
+mod resilience;
 mod turns;
 mod usage;

@@ -8,11 +8,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use rand::Rng;
 use serde_json::{Value, json};
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 /// What the provider does with one request.
@@ -25,6 +26,8 @@ pub enum MockReply {
     },
     /// An error status with a JSON error body.
     Status(u16),
+    /// 429 with a `Retry-After` header of this many seconds.
+    RateLimited { retry_after_secs: u64 },
     /// 200 with a body that is not a chat completion.
     Garbage,
     /// Waits, then answers as the inner reply.
@@ -49,6 +52,7 @@ pub fn spec_reply() -> MockReply {
 pub struct RecordedRequest {
     pub headers: HeaderMap,
     pub body: Value,
+    pub received_at: Instant,
 }
 
 impl RecordedRequest {
@@ -79,7 +83,16 @@ impl RecordedRequest {
 struct MockState {
     requests: Mutex<Vec<RecordedRequest>>,
     script: Mutex<VecDeque<MockReply>>,
+    /// The reply once the script is used up; the SPEC example reply unless set.
+    default: Mutex<Option<MockReply>>,
+    /// Share of unscripted requests that fail at random, and how each failed.
+    fault_rate: Mutex<f64>,
+    faults: Mutex<Vec<&'static str>>,
 }
+
+/// How long a "timeout" fault keeps the client waiting: longer than any test's
+/// `LLM_TIMEOUT_MS`.
+pub const HANG: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct MockProvider {
@@ -114,6 +127,22 @@ impl MockProvider {
             .extend(replies);
     }
 
+    /// The reply once the script is used up.
+    pub fn set_default(&self, reply: MockReply) {
+        *self.state.default.lock().expect("default lock") = Some(reply);
+    }
+
+    /// From now on, unscripted requests fail with probability `rate`, at random as a 429,
+    /// a 500, a hang past the client's timeout or a body that is not JSON.
+    pub fn set_fault_rate(&self, rate: f64) {
+        *self.state.fault_rate.lock().expect("fault lock") = rate;
+    }
+
+    /// The faults injected so far, by kind.
+    pub fn faults(&self) -> Vec<&'static str> {
+        self.state.faults.lock().expect("fault lock").clone()
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests.lock().expect("requests lock").clone()
     }
@@ -141,10 +170,35 @@ async fn chat_completions(
         .push(RecordedRequest {
             headers,
             body: body.clone(),
+            received_at: Instant::now(),
         });
     let scripted = state.script.lock().expect("script lock").pop_front();
-    let reply = scripted.unwrap_or_else(spec_reply);
+    let reply = scripted
+        .or_else(|| random_fault(&state))
+        .or_else(|| state.default.lock().expect("default lock").clone())
+        .unwrap_or_else(spec_reply);
     answer(reply, &body).await
+}
+
+fn random_fault(state: &MockState) -> Option<MockReply> {
+    let rate = *state.fault_rate.lock().expect("fault lock");
+    let mut rng = rand::rng();
+    if rate <= 0.0 || !rng.random_bool(rate.min(1.0)) {
+        return None;
+    }
+    let (kind, reply) = match rng.random_range(0..4) {
+        0 => (
+            "429",
+            MockReply::RateLimited {
+                retry_after_secs: 0,
+            },
+        ),
+        1 => ("500", MockReply::Status(500)),
+        2 => ("timeout", MockReply::Delayed(HANG, Box::new(spec_reply()))),
+        _ => ("garbage", MockReply::Garbage),
+    };
+    state.faults.lock().expect("fault lock").push(kind);
+    Some(reply)
 }
 
 async fn answer(reply: MockReply, request: &Value) -> Response {
@@ -183,6 +237,12 @@ async fn answer(reply: MockReply, request: &Value) -> Response {
             )
                 .into_response()
         }
+        MockReply::RateLimited { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", retry_after_secs.to_string())],
+            Json(json!({"error": {"message": "slow down", "type": "rate_limit"}})),
+        )
+            .into_response(),
         MockReply::Garbage => (StatusCode::OK, "<html>not json</html>").into_response(),
         MockReply::Delayed(..) => unreachable!("unwrapped above"),
     }
