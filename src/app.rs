@@ -1,10 +1,15 @@
 //! Start-up and shutdown: database, state, router, listener.
 
-use crate::{config::Config, http, service::Services, store};
+use crate::{
+    config::Config,
+    http,
+    service::{Services, jobs},
+    store,
+};
 use anyhow::Context;
 use axum::Router;
 use std::{future::Future, net::SocketAddr, sync::Arc};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 
 pub struct Application {
     listener: TcpListener,
@@ -55,15 +60,21 @@ impl Application {
     ) -> anyhow::Result<()> {
         let address = self.local_addr()?;
         tracing::info!(%address, "listening");
-        axum::serve(
+        let (stop_workers, workers_stop) = watch::channel(false);
+        let mut workers = jobs::spawn_workers(self.services.clone(), workers_stop);
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+        // In-flight requests are done; workers hand back what they hold and stop.
+        let _ = stop_workers.send(true);
+        while workers.join_next().await.is_some() {}
         self.services.pool.close().await;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -54,6 +54,20 @@ pub struct Config {
     pub http_rate_burst: u32,
     pub max_message_chars: usize,
     pub log_format: LogFormat,
+    pub jobs: JobsConfig,
+}
+
+/// Background work. Not in the SPEC's table: operational knobs with safe defaults.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Workers per replica (`JOB_WORKERS`, default 2; 0 runs none).
+    pub workers: u32,
+    /// How often an idle worker looks for work (`JOB_POLL_MS`, default 500).
+    pub poll: Duration,
+    /// First retry wait of a failed job, doubling (`JOB_RETRY_BASE_MS`, default 2000).
+    pub retry_base: Duration,
+    /// Attempts before a job is parked (`JOB_MAX_ATTEMPTS`, default 5).
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +184,12 @@ impl Config {
             http_rate_per_second: vars.positive("HTTP_RATE_PER_SECOND", 50)?,
             http_rate_burst: vars.positive("HTTP_RATE_BURST", 100)?,
             max_message_chars: vars.positive("MAX_MESSAGE_CHARS", 2000)? as usize,
+            jobs: JobsConfig {
+                workers: vars.parse("JOB_WORKERS", "2")?,
+                poll: vars.millis("JOB_POLL_MS", 500)?,
+                retry_base: vars.millis("JOB_RETRY_BASE_MS", 2_000)?,
+                max_attempts: vars.positive("JOB_MAX_ATTEMPTS", 5)?,
+            },
             log_format: match vars
                 .string("LOG_FORMAT", "pretty")
                 .to_ascii_lowercase()

@@ -106,6 +106,15 @@ impl ApiError {
     }
 }
 
+impl crate::store::LockConflict for ApiError {
+    fn is_lock_conflict(&self) -> bool {
+        match self {
+            Self::Internal(cause) => cause.is_lock_conflict(),
+            _ => false,
+        }
+    }
+}
+
 impl From<ParseError> for ApiError {
     fn from(error: ParseError) -> Self {
         Self::Validation(error.0)

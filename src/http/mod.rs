@@ -4,6 +4,7 @@
 pub mod characters;
 pub mod conversations;
 pub mod extract;
+pub mod memory;
 pub mod middleware;
 pub mod ops;
 pub mod players;
@@ -49,6 +50,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "conversations", description = "A player's turn and the history"),
         (name = "characters", description = "The NPCs"),
         (name = "usage", description = "Tokens, spend and budgets"),
+        (name = "memory", description = "What characters remember, and forgetting"),
         (name = "operations", description = "Health")
     )
 )]
@@ -82,6 +84,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::get_budget))
         .routes(routes!(usage::list_budgets))
         .routes(routes!(players::put_budget))
+        .routes(routes!(players::erase_player))
+        .routes(routes!(memory::list_memory))
+        .routes(routes!(memory::delete_fact))
 }
 
 /// Routes open to load balancers and orchestrators.

@@ -7,9 +7,12 @@ use super::{
 use crate::{
     domain::PlayerId,
     error::{ApiError, ErrorBody},
-    service::spend::{self, BudgetInput, BudgetView},
+    service::{
+        memory,
+        spend::{self, BudgetInput, BudgetView},
+    },
 };
-use axum::extract::State;
+use axum::{extract::State, http::StatusCode};
 
 /// Set a player's monthly budget (`null`: back to `PLAYER_MONTHLY_BUDGET_USD`).
 #[utoipa::path(put, path = "/players/{player_id}/budget", tag = "usage",
@@ -28,4 +31,21 @@ pub async fn put_budget(
     Ok(Json(
         spend::set_budget(&state.pool, &state.config, &player_id, input).await?,
     ))
+}
+
+/// Right to be forgotten: erase a player's conversations, messages, summaries, memories,
+/// affinity and pending jobs. Usage rows keep their tokens and cost, unlinked.
+#[utoipa::path(delete, path = "/players/{player_id}", tag = "memory",
+    params(("player_id" = String, Path, description = "Player id")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 404, description = "No such player", body = ErrorBody),
+    ))]
+pub async fn erase_player(
+    State(state): State<AppState>,
+    Path(player_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let player_id = PlayerId::parse(&player_id)?;
+    memory::erase_player(&state.pool, &player_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -60,6 +60,8 @@ pub struct ChatRequest {
     /// The player the call is for: the OpenAI `user` field.
     pub user: String,
     pub purpose: Purpose,
+    /// Ask for a JSON object (`response_format: {"type": "json_object"}`).
+    pub json_object: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,8 @@ struct RequestBody<'a> {
     messages: &'a [super::ChatMessage],
     max_tokens: u32,
     user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +85,9 @@ impl OpenAiClient {
             messages: &request.messages,
             max_tokens: request.max_tokens,
             user: &request.user,
+            response_format: request
+                .json_object
+                .then(|| serde_json::json!({"type": "json_object"})),
         };
         let mut builder = self
             .http

@@ -7,6 +7,7 @@ use super::{
     circuit::Admission,
     context::{self, PastMessage, PromptInput},
     fallback::{self, FallbackReason},
+    memory,
     spend::{self, Refusal},
     turn::Turn,
     usage::{CallContext, CallCost},
@@ -41,14 +42,31 @@ pub fn model_plan(primary: &str, fallback_model: Option<&str>, warning: bool) ->
     }
 }
 
+/// What the character knows of the conversation and the player before answering.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation<'a> {
+    pub affinity: Affinity,
+    /// From the last fact extraction: label and intensity.
+    pub mood: Option<(&'a str, f64)>,
+    /// The running summary of the messages older than `recent`.
+    pub summary: Option<&'a str>,
+    /// The last messages, oldest first.
+    pub recent: &'a [MessageRow],
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn compose(
     services: &Services,
     turn: &Turn,
     character: &Character,
-    affinity: Affinity,
-    recent: &[MessageRow],
+    situation: Situation<'_>,
 ) -> Result<Reply, ApiError> {
+    let Situation {
+        affinity,
+        mood,
+        summary,
+        recent,
+    } = situation;
     let canned = |reason: FallbackReason, cost: CallCost| {
         let previous = recent
             .iter()
@@ -81,11 +99,22 @@ pub async fn compose(
             content: &message.content,
         })
         .collect();
+    let memories = memory::recall(
+        &services.pool,
+        turn.player_id.as_str(),
+        turn.character_id.as_str(),
+        turn.content.as_str(),
+        config.memory_facts_in_prompt,
+    )
+    .await?;
     let prompt = context::build_prompt(&PromptInput {
         character_name: &character.name,
         persona: &character.persona,
         affinity,
         game_context: turn.context.as_ref(),
+        memories: &memories,
+        summary,
+        mood,
         recent: &past,
         current: turn.content.as_str(),
     });
@@ -141,6 +170,7 @@ pub async fn compose(
             max_tokens: config.llm.max_tokens,
             user: turn.player_id.as_str().to_owned(),
             purpose: Purpose::Conversation,
+            json_object: false,
         };
         let call = CallContext {
             player_id: turn.player_id.as_str(),

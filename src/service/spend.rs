@@ -8,7 +8,7 @@ use crate::{
     store::{self, spend},
 };
 use anyhow::Context;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::Duration as ChronoDuration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
@@ -90,6 +90,17 @@ pub async fn reserve(
     take_quota: bool,
     worst_case: Decimal,
 ) -> Result<Result<Reservation, Refusal>, ApiError> {
+    store::retry_lock_conflicts(|| try_reserve(pool, config, player_id, take_quota, worst_case))
+        .await
+}
+
+async fn try_reserve(
+    pool: &MySqlPool,
+    config: &Config,
+    player_id: &str,
+    take_quota: bool,
+    worst_case: Decimal,
+) -> Result<Result<Reservation, Refusal>, ApiError> {
     let now = store::now();
     let mut tx = pool.begin().await.context("starting a reservation")?;
     let own_limit = spend::lock_player(&mut tx, player_id, now).await?;
@@ -127,6 +138,10 @@ pub async fn reserve(
     let expires_at = now + chrono(config.llm.deadline + RESERVATION_GRACE);
     let budget = spend::insert_reservation(&mut tx, player_id, worst_case, now, expires_at).await?;
     tx.commit().await.context("committing a reservation")?;
+    // Housekeeping outside the decision: expired rows are already ignored by the sums.
+    if let Err(error) = spend::prune_reservations(pool, player_id, now).await {
+        tracing::debug!(%error, "could not prune expired reservations; next time");
+    }
     Ok(Ok(Reservation { quota_call, budget }))
 }
 
@@ -298,11 +313,6 @@ pub async fn budgets(
         })
         .collect();
     Ok(BudgetList { month, players })
-}
-
-/// The month a moment falls in, exposed for reports.
-pub fn month_of(time: DateTime<Utc>) -> String {
-    spend::month_of(time)
 }
 
 #[cfg(test)]

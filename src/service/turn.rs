@@ -7,20 +7,24 @@ use super::{
     conversations::Message,
     fallback::FallbackReason,
     idempotency::{self, Begin, ClaimedKey, IdempotencyKey},
+    jobs::{self, Progress},
     lease,
-    reply::{self, Reply},
+    reply::{self, Reply, Situation},
     usage::CallCost,
 };
 use crate::{
     domain::{Affinity, CharacterId, ConversationId, MessageText, PlayerId},
     error::ApiError,
     store::{
-        characters as character_store, conversations, idempotency as stored_keys,
+        self, characters as character_store,
+        conversations::{self, ConversationRow},
+        idempotency as stored_keys,
         messages::{self, MessageRow},
         players,
     },
 };
 use anyhow::Context;
+use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::{sync::Arc, time::Duration};
@@ -195,8 +199,11 @@ async fn run(
     result.map(|response| TurnOutcome::Fresh(Box::new(response)))
 }
 
-/// 409 when the conversation is bound to another player or character.
-async fn check_binding(services: &Services, turn: &Turn) -> Result<bool, ApiError> {
+/// The conversation, if it exists; 409 when it is bound to another player or character.
+async fn check_binding(
+    services: &Services,
+    turn: &Turn,
+) -> Result<Option<ConversationRow>, ApiError> {
     let existing = conversations::get(&services.pool, turn.conversation_id.as_str()).await?;
     match existing {
         Some(conversation)
@@ -209,8 +216,7 @@ async fn check_binding(services: &Services, turn: &Turn) -> Result<bool, ApiErro
                 &conversation.character_id,
             ))
         }
-        Some(_) => Ok(true),
-        None => Ok(false),
+        existing => Ok(existing),
     }
 }
 
@@ -231,22 +237,37 @@ async fn serialized(
     .await?;
     let result = async {
         // Under the lease the history is final: read it only now.
-        let exists = check_binding(services, turn).await?;
+        let conversation = check_binding(services, turn).await?;
+        let standing =
+            players::standing(pool, turn.player_id.as_str(), turn.character_id.as_str()).await?;
         let affinity = match turn.affinity {
             Some(affinity) => affinity,
-            None => players::affinity(pool, turn.player_id.as_str(), turn.character_id.as_str())
-                .await?
-                .and_then(|stored| Affinity::parse(i64::from(stored)).ok())
+            None => standing
+                .as_ref()
+                .and_then(|stored| Affinity::parse(i64::from(stored.affinity)).ok())
                 .unwrap_or_default(),
         };
-        let recent = if exists {
-            let window = services.config.context_recent_messages;
-            messages::recent(pool, turn.conversation_id.as_str(), window).await?
-        } else {
-            Vec::new()
+        let mood = standing.as_ref().and_then(|stored| {
+            let label = stored.mood_label.as_deref()?;
+            let intensity = stored.mood_intensity.and_then(|i| i.to_f64())?;
+            Some((label, intensity))
+        });
+        let recent = match &conversation {
+            Some(_) => {
+                let window = services.config.context_recent_messages;
+                messages::recent(pool, turn.conversation_id.as_str(), window).await?
+            }
+            None => Vec::new(),
         };
-        let reply = reply::compose(services, turn, character, affinity, &recent).await?;
-        store_turn(services, turn, reply, claimed).await
+        let situation = Situation {
+            affinity,
+            mood,
+            summary: conversation.as_ref().and_then(|c| c.summary.as_deref()),
+            recent: &recent,
+        };
+        let reply = reply::compose(services, turn, character, situation).await?;
+        // The reply is paid for: a lost lock conflict must not lose it.
+        store::retry_lock_conflicts(|| store_turn(services, turn, &reply, claimed)).await
     }
     .await;
     lease.release(pool).await;
@@ -258,10 +279,10 @@ async fn serialized(
 async fn store_turn(
     services: &Services,
     turn: &Turn,
-    reply: Reply,
+    reply: &Reply,
     claimed: Option<&ClaimedKey>,
 ) -> Result<TurnResponse, ApiError> {
-    let now = crate::store::now();
+    let now = store::now();
     let mut tx = services
         .pool
         .begin()
@@ -312,12 +333,12 @@ async fn store_turn(
             conversation_id: conversation.id.clone(),
             seq: conversation.last_seq + 2,
             role: "character".into(),
-            content: reply.content,
+            content: reply.content.clone(),
             source: Some(source.into()),
             fallback_reason: reply
                 .fallback_reason
                 .map(|reason| reason.as_str().to_owned()),
-            created_at: crate::store::now(),
+            created_at: store::now(),
         },
     )
     .await?;
@@ -326,6 +347,21 @@ async fn store_turn(
         &conversation.id,
         reply_message.seq,
         reply_message.created_at,
+    )
+    .await?;
+    jobs::schedule_due(
+        &mut tx,
+        services,
+        (
+            &conversation.id,
+            turn.player_id.as_str(),
+            turn.character_id.as_str(),
+        ),
+        Progress {
+            last_seq: reply_message.seq,
+            summary_seq: conversation.summary_seq,
+            extracted_seq: conversation.extracted_seq,
+        },
     )
     .await?;
     if let Some(affinity) = turn.affinity {

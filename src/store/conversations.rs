@@ -9,13 +9,17 @@ pub struct ConversationRow {
     pub player_id: String,
     pub character_id: String,
     pub last_seq: u32,
+    pub summary: Option<String>,
+    pub summary_seq: u32,
+    pub extracted_seq: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 pub async fn get(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<ConversationRow>> {
     sqlx::query_as(
-        "SELECT id, player_id, character_id, last_seq, created_at, updated_at
+        "SELECT id, player_id, character_id, last_seq, summary, summary_seq, extracted_seq,
+             created_at, updated_at
          FROM conversations WHERE id = ?",
     )
     .bind(id)
@@ -49,7 +53,8 @@ pub async fn create_and_lock(
     .execute(&mut *conn)
     .await?;
     sqlx::query_as(
-        "SELECT id, player_id, character_id, last_seq, created_at, updated_at
+        "SELECT id, player_id, character_id, last_seq, summary, summary_seq, extracted_seq,
+             created_at, updated_at
          FROM conversations WHERE id = ? FOR UPDATE",
     )
     .bind(id)
@@ -66,6 +71,57 @@ pub async fn set_last_seq(
     sqlx::query("UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?")
         .bind(last_seq)
         .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the running summary, unless another worker already moved it on.
+pub async fn save_summary(
+    pool: &MySqlPool,
+    id: &str,
+    summary: &str,
+    previous_seq: u32,
+    new_seq: u32,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE conversations SET summary = ?, summary_seq = ? WHERE id = ? AND summary_seq = ?",
+    )
+    .bind(summary)
+    .bind(new_seq)
+    .bind(id)
+    .bind(previous_seq)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Moves the extraction watermark, unless another worker already did.
+pub async fn advance_extraction(
+    conn: &mut MySqlConnection,
+    id: &str,
+    previous_seq: u32,
+    new_seq: u32,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE conversations SET extracted_seq = ? WHERE id = ? AND extracted_seq = ?",
+    )
+    .bind(new_seq)
+    .bind(id)
+    .bind(previous_seq)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub async fn set_topics(
+    conn: &mut MySqlConnection,
+    id: &str,
+    topics_json: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE conversations SET topics = ? WHERE id = ?")
+        .bind(topics_json)
         .bind(id)
         .execute(conn)
         .await?;

@@ -66,3 +66,24 @@ pub async fn page(
     rows.reverse();
     Ok(rows)
 }
+
+/// Messages with `after_seq < seq <= up_to_seq`, oldest first, at most `limit`.
+pub async fn range(
+    pool: &MySqlPool,
+    conversation_id: &str,
+    after_seq: u32,
+    up_to_seq: u32,
+    limit: u32,
+) -> sqlx::Result<Vec<MessageRow>> {
+    sqlx::query_as(
+        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, created_at
+         FROM messages WHERE conversation_id = ? AND seq > ? AND seq <= ?
+         ORDER BY seq LIMIT ?",
+    )
+    .bind(conversation_id)
+    .bind(after_seq)
+    .bind(up_to_seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -2,7 +2,10 @@
 
 pub mod characters;
 pub mod conversations;
+pub mod erasure;
+pub mod facts;
 pub mod idempotency;
+pub mod jobs;
 pub mod leases;
 pub mod messages;
 pub mod players;
@@ -85,4 +88,65 @@ pub async fn ping(pool: &MySqlPool) -> bool {
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     chrono::Utc::now().trunc_subsecs(6)
+}
+
+/// InnoDB picked this transaction as a deadlock victim (1213) or gave up waiting for a
+/// lock (1205): nothing was written, and running it again is the documented remedy.
+pub fn is_lock_conflict(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database) => database
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|mysql| matches!(mysql.number(), 1213 | 1205)),
+        _ => false,
+    }
+}
+
+/// Errors that may carry a lock conflict from below.
+pub trait LockConflict {
+    fn is_lock_conflict(&self) -> bool;
+}
+
+impl LockConflict for sqlx::Error {
+    fn is_lock_conflict(&self) -> bool {
+        is_lock_conflict(self)
+    }
+}
+
+impl LockConflict for anyhow::Error {
+    fn is_lock_conflict(&self) -> bool {
+        self.chain().any(|cause| {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(is_lock_conflict)
+        })
+    }
+}
+
+/// How many times a transaction that lost a lock conflict is run again.
+const LOCK_CONFLICT_RETRIES: u32 = 4;
+
+/// Runs a transaction again (up to a few times, after a short random pause) when InnoDB
+/// aborted it for a deadlock or a lock wait timeout.
+pub async fn retry_lock_conflicts<T, E, F, Fut>(mut transaction: F) -> Result<T, E>
+where
+    E: LockConflict,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut retries = 0;
+    loop {
+        match transaction().await {
+            Err(error) if retries < LOCK_CONFLICT_RETRIES && error.is_lock_conflict() => {
+                retries += 1;
+                let pause = Duration::from_millis(rand::random_range(5..50) * u64::from(retries));
+                tracing::info!(
+                    retries,
+                    ?pause,
+                    "transaction lost a lock conflict; running it again"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            result => return result,
+        }
+    }
 }

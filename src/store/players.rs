@@ -20,18 +20,6 @@ pub async fn ensure(
     Ok(())
 }
 
-pub async fn affinity(
-    pool: &MySqlPool,
-    player_id: &str,
-    character_id: &str,
-) -> sqlx::Result<Option<i16>> {
-    sqlx::query_scalar("SELECT affinity FROM affinities WHERE player_id = ? AND character_id = ?")
-        .bind(player_id)
-        .bind(character_id)
-        .fetch_optional(pool)
-        .await
-}
-
 pub async fn set_affinity(
     conn: &mut MySqlConnection,
     player_id: &str,
@@ -50,4 +38,53 @@ pub async fn set_affinity(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// How the character now feels about the player, as the last extraction read it.
+pub async fn set_mood(
+    conn: &mut MySqlConnection,
+    player_id: &str,
+    character_id: &str,
+    mood: (&str, rust_decimal::Decimal, &str),
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let (label, intensity, reason) = mood;
+    sqlx::query(
+        "INSERT INTO affinities (player_id, character_id, affinity, updated_at, mood_label, mood_intensity, mood_reason)
+         VALUES (?, ?, 0, ?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE mood_label = VALUES(mood_label),
+             mood_intensity = VALUES(mood_intensity), mood_reason = VALUES(mood_reason)",
+    )
+    .bind(player_id)
+    .bind(character_id)
+    .bind(now)
+    .bind(label)
+    .bind(intensity)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Standing {
+    pub affinity: i16,
+    pub mood_label: Option<String>,
+    pub mood_intensity: Option<rust_decimal::Decimal>,
+}
+
+/// The stored affinity and mood of the character towards the player.
+pub async fn standing(
+    pool: &MySqlPool,
+    player_id: &str,
+    character_id: &str,
+) -> sqlx::Result<Option<Standing>> {
+    sqlx::query_as(
+        "SELECT affinity, mood_label, mood_intensity FROM affinities
+         WHERE player_id = ? AND character_id = ?",
+    )
+    .bind(player_id)
+    .bind(character_id)
+    .fetch_optional(pool)
+    .await
 }

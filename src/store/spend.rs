@@ -143,6 +143,24 @@ pub async fn insert_reservation(
     Ok(result.last_insert_id())
 }
 
+/// Forgets the player's reservations that expired (their replica died mid-call). On the
+/// player's index only: a range on the expiry index would lock other players' rows.
+pub async fn prune_reservations(
+    pool: &MySqlPool,
+    player_id: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM budget_reservations FORCE INDEX (budget_reservations_by_player)
+         WHERE player_id = ? AND expires_at <= ?",
+    )
+    .bind(player_id)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 pub async fn delete_reservation<'c>(
     conn: impl sqlx::MySqlExecutor<'c>,
     id: u64,

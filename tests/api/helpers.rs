@@ -31,13 +31,31 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let url = self.url.clone();
-        // Drop runs outside async; a thread with its own runtime can still await.
+        // Drop runs on the test's runtime thread, which stays blocked until this returns,
+        // so the server's tasks (workers mid-transaction) cannot finish: their connections
+        // are killed first, or DROP DATABASE would wait on their metadata locks forever.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(MySql::drop_database(&url))?;
-            anyhow::Ok(())
+            runtime.block_on(async {
+                let (server, name) = url.rsplit_once('/').expect("a database URL");
+                let pool = MySqlPool::connect(server).await?;
+                let sessions: Vec<u64> = sqlx::query_scalar(
+                    "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+                )
+                .bind(name)
+                .fetch_all(&pool)
+                .await?;
+                for session in sessions {
+                    // The session may already be gone.
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {session}")))
+                        .execute(&pool)
+                        .await;
+                }
+                MySql::drop_database(&url).await?;
+                anyhow::Ok(())
+            })
         })
         .join();
         if let Ok(Err(error)) = dropped {
@@ -248,6 +266,10 @@ async fn start_server(
     vars: &HashMap<String, String>,
 ) -> (String, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
     let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration");
+    // `TEST_LOG=1 cargo test …` shows the service's logs.
+    if std::env::var_os("TEST_LOG").is_some() {
+        npc_dialogue::telemetry::init(config.log_format);
+    }
     let app = Application::build(config).await.expect("building the app");
     let address = format!("http://{}", app.local_addr().expect("local address"));
     let (shutdown, stopped) = oneshot::channel::<()>();

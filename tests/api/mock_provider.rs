@@ -11,7 +11,7 @@ use axum::{
 use rand::Rng;
 use serde_json::{Value, json};
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -82,7 +82,8 @@ impl RecordedRequest {
 #[derive(Default)]
 struct MockState {
     requests: Mutex<Vec<RecordedRequest>>,
-    script: Mutex<VecDeque<MockReply>>,
+    /// Scripted replies by `X-Request-Purpose`.
+    scripts: Mutex<HashMap<String, VecDeque<MockReply>>>,
     /// The reply once the script is used up; the SPEC example reply unless set.
     default: Mutex<Option<MockReply>>,
     /// Share of unscripted requests that fail at random, and how each failed.
@@ -118,16 +119,23 @@ impl MockProvider {
         }
     }
 
-    /// The next requests get these replies, in order; then the default again.
+    /// The next conversation requests get these replies, in order; then the default again.
     pub fn enqueue(&self, replies: impl IntoIterator<Item = MockReply>) {
+        self.enqueue_for("conversation", replies);
+    }
+
+    /// As `enqueue`, for requests of another purpose (`summarization`, `fact_extraction`).
+    pub fn enqueue_for(&self, purpose: &str, replies: impl IntoIterator<Item = MockReply>) {
         self.state
-            .script
+            .scripts
             .lock()
             .expect("script lock")
+            .entry(purpose.to_owned())
+            .or_default()
             .extend(replies);
     }
 
-    /// The reply once the script is used up.
+    /// The reply to conversation requests once the script is used up.
     pub fn set_default(&self, reply: MockReply) {
         *self.state.default.lock().expect("default lock") = Some(reply);
     }
@@ -143,12 +151,25 @@ impl MockProvider {
         self.state.faults.lock().expect("fault lock").clone()
     }
 
-    pub fn requests(&self) -> Vec<RecordedRequest> {
+    /// Every request received, of any purpose.
+    pub fn all_requests(&self) -> Vec<RecordedRequest> {
         self.state.requests.lock().expect("requests lock").clone()
     }
 
+    pub fn requests_for(&self, purpose: &str) -> Vec<RecordedRequest> {
+        self.all_requests()
+            .into_iter()
+            .filter(|request| request.header("x-request-purpose") == Some(purpose))
+            .collect()
+    }
+
+    /// The conversation requests: a player's turns.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests_for("conversation")
+    }
+
     pub fn request_count(&self) -> usize {
-        self.state.requests.lock().expect("requests lock").len()
+        self.requests().len()
     }
 
     pub fn last_request(&self) -> RecordedRequest {
@@ -163,6 +184,11 @@ async fn chat_completions(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    let purpose = headers
+        .get("x-request-purpose")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     state
         .requests
         .lock()
@@ -172,11 +198,27 @@ async fn chat_completions(
             body: body.clone(),
             received_at: Instant::now(),
         });
-    let scripted = state.script.lock().expect("script lock").pop_front();
+    let scripted = state
+        .scripts
+        .lock()
+        .expect("script lock")
+        .get_mut(&purpose)
+        .and_then(VecDeque::pop_front);
+    let default = || match purpose.as_str() {
+        "summarization" => {
+            MockReply::text("Summary: the player and the character talked.", 200, 20)
+        }
+        "fact_extraction" => MockReply::text(r#"{"facts": []}"#, 300, 10),
+        _ => state
+            .default
+            .lock()
+            .expect("default lock")
+            .clone()
+            .unwrap_or_else(spec_reply),
+    };
     let reply = scripted
         .or_else(|| random_fault(&state))
-        .or_else(|| state.default.lock().expect("default lock").clone())
-        .unwrap_or_else(spec_reply);
+        .unwrap_or_else(default);
     answer(reply, &body).await
 }
 

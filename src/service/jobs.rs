@@ -1,0 +1,240 @@
+//! Background work: scheduled with the turn that causes it, done by workers in every
+//! replica after the answer, never on the player's critical path.
+
+use super::{
+    Services,
+    memory::{self, JobDone},
+};
+use crate::store::{self, jobs, jobs::JobRow};
+use chrono::Duration as ChronoDuration;
+use sqlx::MySqlConnection;
+use std::{sync::Arc, time::Duration};
+use tokio::{sync::watch, task::JoinSet};
+use tracing::Instrument;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Summarize,
+    ExtractFacts,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Summarize => "summarize",
+            Self::ExtractFacts => "extract_facts",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "summarize" => Some(Self::Summarize),
+            "extract_facts" => Some(Self::ExtractFacts),
+            _ => None,
+        }
+    }
+}
+
+/// Where a conversation stands after a turn, for deciding its background work.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub last_seq: u32,
+    pub summary_seq: u32,
+    pub extracted_seq: u32,
+}
+
+/// The SPEC's policy: summarize once `summary_batch` messages have left the window of
+/// `window` since the last summary; extract every `extract_every` player messages.
+pub fn due(
+    progress: Progress,
+    window: u32,
+    summary_batch: u32,
+    extract_every: u32,
+) -> Vec<JobKind> {
+    let mut due = Vec::new();
+    let aged_out = progress.last_seq.saturating_sub(window);
+    if aged_out >= progress.summary_seq + summary_batch {
+        due.push(JobKind::Summarize);
+    }
+    // Player and character lines alternate, so half the unread messages are the player's.
+    let player_lines = progress
+        .last_seq
+        .saturating_sub(progress.extracted_seq)
+        .div_ceil(2);
+    if player_lines >= extract_every {
+        due.push(JobKind::ExtractFacts);
+    }
+    due
+}
+
+/// Writes the conversation's due jobs, inside the turn's transaction.
+pub async fn schedule_due(
+    conn: &mut MySqlConnection,
+    services: &Services,
+    ids: (&str, &str, &str),
+    progress: Progress,
+) -> sqlx::Result<()> {
+    if !services.llm.is_configured() {
+        return Ok(());
+    }
+    let (conversation_id, player_id, character_id) = ids;
+    let config = &services.config;
+    let now = store::now();
+    for kind in due(
+        progress,
+        config.context_recent_messages,
+        config.summary_batch,
+        config.fact_extraction_every,
+    ) {
+        jobs::schedule(
+            &mut *conn,
+            kind.as_str(),
+            conversation_id,
+            player_id,
+            character_id,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// How long a claimed job stays claimed: one background call plus the database work.
+fn lease(services: &Services) -> Duration {
+    services.config.llm.timeout + Duration::from_secs(20)
+}
+
+/// How long work waits when it is deferred (warning band, circuit open, no budget).
+const DEFER: Duration = Duration::from_secs(300);
+
+fn later(duration: Duration) -> chrono::DateTime<chrono::Utc> {
+    store::now() + ChronoDuration::from_std(duration).unwrap_or(ChronoDuration::MAX)
+}
+
+/// Retry wait after the n-th failed attempt: base · 2ⁿ⁻¹, at most an hour.
+pub fn retry_delay(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
+        .min(Duration::from_secs(3600))
+}
+
+/// Starts the workers; when `shutdown` turns true they finish the job in hand (one
+/// bounded call) and claim no more, leaving the queue to the next start or another replica.
+pub fn spawn_workers(services: Arc<Services>, shutdown: watch::Receiver<bool>) -> JoinSet<()> {
+    let mut workers = JoinSet::new();
+    for worker in 0..services.config.jobs.workers {
+        let services = services.clone();
+        let shutdown = shutdown.clone();
+        workers.spawn(work(services, shutdown).instrument(tracing::info_span!("worker", worker)));
+    }
+    workers
+}
+
+async fn work(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
+    let poll = services.config.jobs.poll;
+    while !*shutdown.borrow() {
+        let claimed = jobs::claim(&services.pool, store::now(), later(lease(&services))).await;
+        let job = match claimed {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                let _ = tokio::time::timeout(poll, shutdown.changed()).await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim background work; database unavailable?");
+                let _ = tokio::time::timeout(poll * 4, shutdown.changed()).await;
+                continue;
+            }
+        };
+        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, conversation_id = %job.conversation_id);
+        // A claimed job runs to its end even during shutdown: it is one bounded LLM call,
+        // and stopping it halfway would lose the usage row of a call already paid for.
+        run(&services, &job).instrument(span).await;
+    }
+}
+
+async fn run(services: &Services, job: &JobRow) {
+    let pool = &services.pool;
+    let now = store::now();
+    let outcome = match JobKind::parse(&job.kind) {
+        Some(JobKind::Summarize) => memory::summarize(services, job).await,
+        Some(JobKind::ExtractFacts) => memory::extract_facts(services, job).await,
+        None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
+    };
+    let settled = match outcome {
+        Ok(JobDone::Finished) => {
+            tracing::info!(attempts = job.attempts, "job done");
+            jobs::complete(pool, job.id).await
+        }
+        Ok(JobDone::Deferred) => {
+            tracing::info!("job deferred");
+            jobs::reschedule(pool, job.id, later(DEFER), None, false, now).await
+        }
+        Err(error) if job.attempts >= services.config.jobs.max_attempts => {
+            let error = format!("{error:#}");
+            tracing::error!(attempts = job.attempts, %error, "job failed for good; parked");
+            jobs::park(pool, job.id, &error, now).await
+        }
+        Err(error) => {
+            let error = format!("{error:#}");
+            let wait = retry_delay(services.config.jobs.retry_base, job.attempts);
+            tracing::warn!(attempts = job.attempts, ?wait, %error, "job failed; will retry");
+            jobs::reschedule(pool, job.id, later(wait), Some(&error), true, now).await
+        }
+    };
+    if let Err(error) = settled {
+        tracing::warn!(%error, "could not record a job's outcome; its lease will expire");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(last_seq: u32, summary_seq: u32, extracted_seq: u32) -> Progress {
+        Progress {
+            last_seq,
+            summary_seq,
+            extracted_seq,
+        }
+    }
+
+    #[test]
+    fn a_summary_is_due_once_a_batch_has_left_the_window() {
+        assert!(!due(progress(14, 0, 14), 10, 5, 5).contains(&JobKind::Summarize));
+        assert!(due(progress(16, 0, 16), 10, 5, 5).contains(&JobKind::Summarize));
+        assert!(!due(progress(20, 6, 20), 10, 5, 5).contains(&JobKind::Summarize));
+        assert!(due(progress(22, 6, 22), 10, 5, 5).contains(&JobKind::Summarize));
+    }
+
+    #[test]
+    fn forty_messages_need_at_most_seven_summaries() {
+        // Each turn adds two messages; a summary job folds everything aged out so far.
+        let (mut summary_seq, mut calls) = (0, 0);
+        for last_seq in (2..=40).step_by(2) {
+            if due(progress(last_seq, summary_seq, last_seq), 10, 5, 5)
+                .contains(&JobKind::Summarize)
+            {
+                summary_seq = last_seq - 10;
+                calls += 1;
+            }
+        }
+        assert!(calls <= 7, "{calls}");
+        assert_eq!(summary_seq, 30);
+    }
+
+    #[test]
+    fn extraction_is_due_every_n_player_messages() {
+        assert!(!due(progress(8, 0, 0), 10, 5, 5).contains(&JobKind::ExtractFacts));
+        assert!(due(progress(10, 0, 0), 10, 5, 5).contains(&JobKind::ExtractFacts));
+        assert!(!due(progress(18, 0, 10), 10, 5, 5).contains(&JobKind::ExtractFacts));
+        assert!(due(progress(20, 0, 10), 10, 5, 5).contains(&JobKind::ExtractFacts));
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_and_stay_bounded() {
+        let base = Duration::from_secs(2);
+        assert_eq!(retry_delay(base, 1), Duration::from_secs(2));
+        assert_eq!(retry_delay(base, 3), Duration::from_secs(8));
+        assert_eq!(retry_delay(base, 100), Duration::from_secs(3600));
+    }
+}

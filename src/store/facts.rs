@@ -1,0 +1,147 @@
+//! The `memory_facts` table: what a character remembers about a player.
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlConnection, MySqlPool, QueryBuilder};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FactRow {
+    pub id: u64,
+    pub player_id: String,
+    pub character_id: String,
+    pub text: String,
+    pub importance: u8,
+    pub conversation_id: Option<String>,
+    pub from_seq: Option<u32>,
+    pub to_seq: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFact<'a> {
+    pub player_id: &'a str,
+    pub character_id: &'a str,
+    pub text: &'a str,
+    pub text_hash: &'a str,
+    pub importance: u8,
+    pub conversation_id: &'a str,
+    pub from_seq: u32,
+    pub to_seq: u32,
+}
+
+/// The facts worth considering, most important and freshest first, at most `limit`:
+/// retrieval scores these, so its cost is bounded whatever a player has accumulated.
+pub async fn candidates(
+    pool: &MySqlPool,
+    player_id: &str,
+    character_id: &str,
+    limit: u32,
+) -> sqlx::Result<Vec<FactRow>> {
+    sqlx::query_as(
+        "SELECT id, player_id, character_id, text, importance, conversation_id, from_seq, to_seq,
+             created_at, updated_at, last_used_at
+         FROM memory_facts WHERE player_id = ? AND character_id = ?
+         ORDER BY importance DESC, updated_at DESC LIMIT ?",
+    )
+    .bind(player_id)
+    .bind(character_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Stores a fact unless the same (normalized) text is already known; true if stored.
+pub async fn insert(
+    conn: &mut MySqlConnection,
+    fact: &NewFact<'_>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "INSERT IGNORE INTO memory_facts (player_id, character_id, text, text_hash, importance,
+             conversation_id, from_seq, to_seq, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(fact.player_id)
+    .bind(fact.character_id)
+    .bind(fact.text)
+    .bind(fact.text_hash)
+    .bind(fact.importance)
+    .bind(fact.conversation_id)
+    .bind(fact.from_seq)
+    .bind(fact.to_seq)
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Rewrites a fact of this player and character; an update that would duplicate another
+/// fact is skipped (`UPDATE IGNORE`). True if a row changed.
+pub async fn update(
+    conn: &mut MySqlConnection,
+    id: u64,
+    fact: &NewFact<'_>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE IGNORE memory_facts SET text = ?, text_hash = ?, importance = ?, conversation_id = ?,
+             from_seq = ?, to_seq = ?, updated_at = ?
+         WHERE id = ? AND player_id = ? AND character_id = ?",
+    )
+    .bind(fact.text)
+    .bind(fact.text_hash)
+    .bind(fact.importance)
+    .bind(fact.conversation_id)
+    .bind(fact.from_seq)
+    .bind(fact.to_seq)
+    .bind(now)
+    .bind(id)
+    .bind(fact.player_id)
+    .bind(fact.character_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Deletes a fact only if it belongs to this player and character.
+pub async fn delete_owned(
+    conn: &mut MySqlConnection,
+    id: u64,
+    player_id: &str,
+    character_id: &str,
+) -> sqlx::Result<bool> {
+    let result =
+        sqlx::query("DELETE FROM memory_facts WHERE id = ? AND player_id = ? AND character_id = ?")
+            .bind(id)
+            .bind(player_id)
+            .bind(character_id)
+            .execute(conn)
+            .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub async fn delete(pool: &MySqlPool, id: u64) -> sqlx::Result<bool> {
+    let result = sqlx::query("DELETE FROM memory_facts WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Marks facts as used in a prompt, in one statement however many there are.
+pub async fn touch(pool: &MySqlPool, ids: &[u64], now: DateTime<Utc>) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut query = QueryBuilder::new("UPDATE memory_facts SET last_used_at = ");
+    query.push_bind(now).push(" WHERE id IN (");
+    let mut separated = query.separated(", ");
+    for id in ids {
+        separated.push_bind(*id);
+    }
+    query.push(")");
+    query.build().execute(pool).await?;
+    Ok(())
+}
