@@ -101,7 +101,7 @@ pub async fn schedule_due(
 
 /// How long a claimed job stays claimed: one background call plus the database work.
 fn lease(services: &Services) -> Duration {
-    services.config.llm.timeout + Duration::from_secs(20)
+    services.config.llm.timeout + Duration::from_secs(5)
 }
 
 /// How long work waits when it is deferred (warning band, circuit open, no budget).

@@ -14,7 +14,7 @@ use std::{
 use tokio::process::{Child, Command};
 
 /// The `npc-dialogue` binary, running as a second replica.
-struct Replica {
+pub struct Replica {
     address: String,
     child: Child,
     log: PathBuf,
@@ -23,7 +23,7 @@ struct Replica {
 impl Replica {
     /// Starts the binary over `app`'s database and provider, with these variables on
     /// top, and waits until `/healthz` answers.
-    async fn start(app: &TestApp, overrides: &[(&str, &str)]) -> Self {
+    pub async fn start(app: &TestApp, overrides: &[(&str, &str)]) -> Self {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             listener.local_addr().expect("its address").port()
@@ -103,7 +103,7 @@ impl Replica {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    async fn post_turn(&self, app: &TestApp, conversation_id: &str, body: Value) -> Response {
+    pub async fn post_turn(&self, app: &TestApp, conversation_id: &str, body: Value) -> Response {
         app.client
             .post(format!(
                 "{}/conversations/{}/messages",
@@ -117,7 +117,7 @@ impl Replica {
     }
 
     /// Kills the process; the log goes with it unless the test failed before this.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         self.child.kill().await.expect("killing the replica");
         let _ = std::fs::remove_file(&self.log);
     }
