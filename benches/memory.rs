@@ -276,10 +276,11 @@ fn role_of(role: &str) -> Role {
 async fn drain_jobs(pool: &MySqlPool, patience: Duration) -> anyhow::Result<bool> {
     let deadline = Instant::now() + patience;
     loop {
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE conversation_id = ?")
-            .bind(CONVERSATION)
-            .fetch_one(pool)
-            .await?;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE conversation_id = ?")
+                .bind(CONVERSATION)
+                .fetch_one(pool)
+                .await?;
         if pending == 0 {
             return Ok(true);
         }
@@ -353,7 +354,8 @@ fn print_conversation(result: &ConversationResult) {
         }
     }
     let all = &result.all_latencies;
-    let segment = |from: usize, to: usize| median_duration(&all[from.min(all.len())..to.min(all.len())]);
+    let segment =
+        |from: usize, to: usize| median_duration(&all[from.min(all.len())..to.min(all.len())]);
     println!(
         "\nAll {} turns (no draining outside the windows): median {} ms; by stretch: turns 1–50 {} ms, 51–250 {} ms, 251–500 {} ms; fallbacks: {}; wall time {:.1} s",
         all.len(),
