@@ -8,7 +8,10 @@ use crate::{
     domain::ConversationId,
     error::{ApiError, ErrorBody},
     service::{
-        conversations::{self, HistoryQuery, MessagePage},
+        conversations::{
+            self, ConversationList, ConversationSummary, HistoryQuery, ListQuery, MessagePage,
+            ReadMarker,
+        },
         idempotency::IdempotencyKey,
         turn::{self, Turn, TurnInput, TurnOutcome, TurnResponse},
     },
@@ -71,8 +74,9 @@ const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-repl
 
 /// A conversation's history, one page at a time.
 ///
-/// Pages run from the newest backwards; inside a page messages are oldest first. Pass
-/// `next_before_seq` as `before_seq` for the next, older page.
+/// Without `after_seq`, pages run from the newest backwards (pass `next_before_seq` as
+/// `before_seq` for the next, older page); with `after_seq`, forwards (pass
+/// `next_after_seq`). Inside a page messages are always oldest first.
 #[utoipa::path(get, path = "/conversations/{conversation_id}/messages", tag = "conversations",
     params(("conversation_id" = String, Path, description = "Conversation id"), HistoryQuery),
     responses(
@@ -88,5 +92,57 @@ pub async fn list_messages(
     let conversation_id = ConversationId::parse(&conversation_id)?;
     Ok(Json(
         conversations::history(&state.pool, &conversation_id, query).await?,
+    ))
+}
+
+/// A player's conversations, most recently updated first, with counts, unread count
+/// and the last message.
+#[utoipa::path(get, path = "/conversations", tag = "conversations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of conversations", body = ConversationList),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ))]
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<ConversationList>, ApiError> {
+    Ok(Json(conversations::list(&state.pool, query).await?))
+}
+
+/// One conversation, as in the list.
+#[utoipa::path(get, path = "/conversations/{conversation_id}", tag = "conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationSummary),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+    ))]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    Path(conversation_id): Path<String>,
+) -> Result<Json<ConversationSummary>, ApiError> {
+    let conversation_id = ConversationId::parse(&conversation_id)?;
+    Ok(Json(
+        conversations::summary(&state.pool, &conversation_id).await?,
+    ))
+}
+
+/// Move the player's read marker forward (never back; clamped to the last message).
+#[utoipa::path(post, path = "/conversations/{conversation_id}/read", tag = "conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body = ReadMarker,
+    responses(
+        (status = 200, description = "The conversation with its new unread count", body = ConversationSummary),
+        (status = 400, description = "Invalid marker", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+    ))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    Path(conversation_id): Path<String>,
+    Json(marker): Json<ReadMarker>,
+) -> Result<Json<ConversationSummary>, ApiError> {
+    let conversation_id = ConversationId::parse(&conversation_id)?;
+    Ok(Json(
+        conversations::mark_read(&state.pool, &conversation_id, marker).await?,
     ))
 }

@@ -80,6 +80,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
             conversations::post_message,
             conversations::list_messages
         ))
+        .routes(routes!(conversations::list_conversations))
+        .routes(routes!(conversations::get_conversation))
+        .routes(routes!(conversations::mark_read))
         .routes(routes!(usage::get_usage))
         .routes(routes!(usage::get_budget))
         .routes(routes!(usage::list_budgets))

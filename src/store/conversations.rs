@@ -127,3 +127,90 @@ pub async fn set_topics(
         .await?;
     Ok(())
 }
+
+/// One row of a player's conversation list, with its last message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationSummaryRow {
+    pub id: String,
+    pub player_id: String,
+    pub character_id: String,
+    pub last_seq: u32,
+    pub read_seq: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub message_id: Option<u64>,
+    pub message_role: Option<String>,
+    pub message_content: Option<String>,
+    pub message_source: Option<String>,
+    pub message_created_at: Option<DateTime<Utc>>,
+}
+
+const SUMMARY_SELECT: &str = "SELECT c.id, c.player_id, c.character_id, c.last_seq, c.read_seq,
+         c.created_at, c.updated_at, m.id AS message_id, m.role AS message_role,
+         m.content AS message_content, m.source AS message_source,
+         m.created_at AS message_created_at
+     FROM conversations c
+     LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq ";
+
+/// Where a page of the list starts: strictly after this (updated_at, id), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    pub updated_at: DateTime<Utc>,
+    pub id: String,
+}
+
+/// A player's conversations, newest first, optionally with one character only.
+pub async fn list_for_player(
+    pool: &MySqlPool,
+    player_id: &str,
+    character_id: Option<&str>,
+    after: Option<&ListPosition>,
+    limit: u32,
+) -> sqlx::Result<Vec<ConversationSummaryRow>> {
+    let mut query = sqlx::QueryBuilder::new(SUMMARY_SELECT);
+    query
+        .push("WHERE c.player_id = ")
+        .push_bind(player_id.to_owned());
+    if let Some(character_id) = character_id {
+        query
+            .push(" AND c.character_id = ")
+            .push_bind(character_id.to_owned());
+    }
+    if let Some(after) = after {
+        query
+            .push(" AND (c.updated_at < ")
+            .push_bind(after.updated_at)
+            .push(" OR (c.updated_at = ")
+            .push_bind(after.updated_at)
+            .push(" AND c.id < ")
+            .push_bind(after.id.clone())
+            .push("))");
+    }
+    query
+        .push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(pool).await
+}
+
+pub async fn summary(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<ConversationSummaryRow>> {
+    let mut query = sqlx::QueryBuilder::new(SUMMARY_SELECT);
+    query.push("WHERE c.id = ").push_bind(id.to_owned());
+    query.build_query_as().fetch_optional(pool).await
+}
+
+/// Moves the read marker forward to `up_to_seq`, never back and never past the last
+/// message. False when the conversation does not exist.
+pub async fn mark_read(pool: &MySqlPool, id: &str, up_to_seq: u32) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE conversations SET read_seq = GREATEST(read_seq, LEAST(?, last_seq)) WHERE id = ?",
+    )
+    .bind(up_to_seq)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    // MySQL counts only changed rows; an unchanged marker still means the row exists.
+    if result.rows_affected() == 1 {
+        return Ok(true);
+    }
+    Ok(get(pool, id).await?.is_some())
+}

@@ -67,6 +67,16 @@ pub async fn page(
     Ok(rows)
 }
 
+/// Up to `limit` messages with `seq > after_seq`, oldest first.
+pub async fn page_after(
+    pool: &MySqlPool,
+    conversation_id: &str,
+    after_seq: u32,
+    limit: u32,
+) -> sqlx::Result<Vec<MessageRow>> {
+    range(pool, conversation_id, after_seq, u32::MAX, limit).await
+}
+
 /// Messages with `after_seq < seq <= up_to_seq`, oldest first, at most `limit`.
 pub async fn range(
     pool: &MySqlPool,

@@ -18,6 +18,7 @@ mod characters;
 mod errors;
 mod history;
 mod idempotency;
+mod inbox;
 mod memory;
 mod openapi;
 mod operations;
