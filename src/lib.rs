@@ -2,6 +2,7 @@
 //! keep LLM spending under control.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -15,6 +15,7 @@ mod auth;
 mod budgets;
 mod chaos;
 mod characters;
+mod cli;
 mod errors;
 mod history;
 mod idempotency;

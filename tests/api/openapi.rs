@@ -1,5 +1,6 @@
 //! The committed `openapi/openapi.json` is the document the code generates.
-//! Regenerate with `UPDATE_OPENAPI=1 cargo test --test api openapi`.
+//! Regenerate with `cargo run -- openapi > openapi/openapi.json` (or
+//! `UPDATE_OPENAPI=1 cargo test --test api openapi`).
 
 use crate::helpers::TestApp;
 use reqwest::StatusCode;
@@ -19,7 +20,7 @@ fn the_committed_openapi_document_matches_the_code() {
     let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
     assert!(
         committed == generated,
-        "openapi/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test --test api openapi`"
+        "openapi/openapi.json is out of date: run `cargo run -- openapi > openapi/openapi.json`"
     );
 }
 
