@@ -33,6 +33,8 @@ impl Application {
             );
         }
         tracing::info!(?config, "starting");
+        // Before anything is recorded: samples recorded with no recorder are lost.
+        crate::metrics::install();
         let config = Arc::new(config);
         let pool =
             store::connect_and_migrate(&config.database_url, store::CONNECT_PATIENCE).await?;

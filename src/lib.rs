@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod llm;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod telemetry;

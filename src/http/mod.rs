@@ -51,7 +51,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "characters", description = "The NPCs"),
         (name = "usage", description = "Tokens, spend and budgets"),
         (name = "memory", description = "What characters remember, and forgetting"),
-        (name = "operations", description = "Health")
+        (name = "operations", description = "Health and metrics")
     )
 )]
 struct ApiDoc;
@@ -90,6 +90,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(players::erase_player))
         .routes(routes!(memory::list_memory))
         .routes(routes!(memory::delete_fact))
+        .routes(routes!(ops::metrics))
 }
 
 /// Routes open to load balancers and orchestrators.
@@ -192,5 +193,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(request_layers))
+        .layer(request_layers)
+        // Outermost, so it sees every answer (401, 429, 404 included) and its whole time.
+        .layer(from_fn(crate::metrics::track_http)))
 }

@@ -1,8 +1,12 @@
-//! Health endpoints, open to probes without a key.
+//! Health endpoints, open to probes without a key, and `/metrics`, behind one.
 
 use super::{AppState, extract::Json};
 use crate::{error::ApiError, store};
-use axum::extract::State;
+use axum::{
+    extract::State,
+    http::header::CONTENT_TYPE,
+    response::{IntoResponse, Response},
+};
 use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -28,5 +32,57 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
         Ok(Json(Health { status: "ready" }))
     } else {
         Err(ApiError::Unavailable("database unreachable".into()))
+    }
+}
+
+/// Prometheus metrics of this replica (text exposition format), plus the shared job
+/// queue sampled now.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format",
+            content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
+        (status = 503, description = "Metrics are not available in this process", body = crate::error::ErrorBody),
+    ))]
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let Some(handle) = crate::metrics::handle() else {
+        return Err(ApiError::Unavailable("metrics are not available".into()));
+    };
+    sample_shared_state(&state).await;
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response())
+}
+
+/// Gauges read at scrape time. A database that does not answer leaves the job gauges at
+/// their last value rather than failing the scrape: the other series matter most then.
+async fn sample_shared_state(state: &AppState) {
+    crate::metrics::db_pool(state.pool.size(), state.pool.num_idle());
+    let stats = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        store::jobs::queue_stats(&state.pool),
+    )
+    .await;
+    match stats {
+        Ok(Ok(rows)) => {
+            let now = store::now();
+            let mut sample = crate::metrics::QueueSample::default();
+            for (status, count, oldest) in rows {
+                match status.as_str() {
+                    "pending" => {
+                        sample.pending = count;
+                        sample.oldest_pending_age = (now - oldest).to_std().unwrap_or_default();
+                    }
+                    "running" => sample.running = count,
+                    "parked" => sample.parked = count,
+                    _ => {}
+                }
+            }
+            crate::metrics::jobs(sample);
+        }
+        Ok(Err(error)) => tracing::warn!(%error, "cannot sample the job queue for /metrics"),
+        Err(_) => tracing::warn!("sampling the job queue for /metrics timed out"),
     }
 }

@@ -2,6 +2,8 @@
 //! whose retries were exhausted, stop calling for `LLM_CIRCUIT_COOLDOWN_MS`, then let
 //! one probe through.
 //!
+//! Every transition sets the `npc_circuit_state` gauge of the model.
+//!
 //! Per process on purpose: each replica sees the provider from its own network position,
 //! and a breaker's value is in reacting within milliseconds, which a database round trip
 //! per decision would undo.
@@ -32,6 +34,16 @@ enum State {
     HalfOpen {
         since: Instant,
     },
+}
+
+impl From<State> for CircuitState {
+    fn from(state: State) -> Self {
+        match state {
+            State::Closed { .. } => Self::Closed,
+            State::Open { .. } => Self::Open,
+            State::HalfOpen { .. } => Self::HalfOpen,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -67,10 +79,17 @@ impl CircuitBreakers {
             .states
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let state = states
-            .entry(model.to_owned())
-            .or_insert(State::Closed { failures: 0 });
-        f(state)
+        let state = states.entry(model.to_owned()).or_insert_with(|| {
+            crate::metrics::circuit_state(model, CircuitState::Closed);
+            State::Closed { failures: 0 }
+        });
+        let before = CircuitState::from(*state);
+        let answer = f(state);
+        let after = CircuitState::from(*state);
+        if after != before {
+            crate::metrics::circuit_state(model, after);
+        }
+        answer
     }
 
     pub fn admit(&self, model: &str) -> Admission {
@@ -123,11 +142,7 @@ impl CircuitBreakers {
     }
 
     pub fn state(&self, model: &str) -> CircuitState {
-        self.with_state(model, |state| match state {
-            State::Closed { .. } => CircuitState::Closed,
-            State::Open { .. } => CircuitState::Open,
-            State::HalfOpen { .. } => CircuitState::HalfOpen,
-        })
+        self.with_state(model, |state| CircuitState::from(*state))
     }
 }
 

@@ -5,6 +5,7 @@ use crate::{
     domain::{ConversationId, PlayerId},
     error::ApiError,
     llm::{Completion, LlmError, Purpose},
+    metrics,
     store::{
         spend,
         usage::{self as usage_store, GroupBy, NewUsageRecord, UsageFilter, UsageSums},
@@ -115,13 +116,39 @@ impl UsageTracker {
                 error.http_status(),
                 false,
             ),
-            Err(_) => return Ok(CallCost::default()),
+            Err(error) => {
+                // Never reached the provider: nothing to bill, but still an attempt.
+                metrics::llm_call(
+                    call.purpose.as_str(),
+                    call.model,
+                    error.outcome(),
+                    error.latency,
+                    0,
+                    0,
+                    Decimal::ZERO,
+                );
+                return Ok(CallCost::default());
+            }
         };
         let cost = CallCost {
             prompt_tokens: usage.0,
             completion_tokens: usage.1,
             cost_usd: self.cost(call.model, usage.0, usage.1),
         };
+        // Counted here, where every attempt of every purpose passes, rather than where
+        // the row commits: a failed write must not hide what the provider was paid.
+        metrics::llm_call(
+            call.purpose.as_str(),
+            call.model,
+            outcome,
+            latency,
+            cost.prompt_tokens,
+            cost.completion_tokens,
+            cost.cost_usd,
+        );
+        if self.prices.price(call.model).is_none() {
+            metrics::unpriced_call(call.model);
+        }
         let record = NewUsageRecord {
             player_id: Some(call.player_id.to_owned()),
             conversation_id: call.conversation_id.map(str::to_owned),

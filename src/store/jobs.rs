@@ -139,3 +139,12 @@ pub async fn counts(pool: &MySqlPool) -> sqlx::Result<Vec<(String, i64)>> {
         .fetch_all(pool)
         .await
 }
+
+/// Jobs by status with the creation time of the oldest of each, for `/metrics`: one
+/// scan of the `jobs_ready (status, run_after)` index, a table that holds only unfinished
+/// work.
+pub async fn queue_stats(pool: &MySqlPool) -> sqlx::Result<Vec<(String, i64, DateTime<Utc>)>> {
+    sqlx::query_as("SELECT status, COUNT(*), MIN(created_at) FROM jobs GROUP BY status")
+        .fetch_all(pool)
+        .await
+}

@@ -41,8 +41,8 @@ impl Drop for TestDatabase {
             runtime.block_on(async {
                 let (server, name) = url.rsplit_once('/').expect("a database URL");
                 let pool = MySqlPool::connect(server).await?;
-                let sessions: Vec<u64> = sqlx::query_scalar(
-                    "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+                let sessions: Vec<i64> = sqlx::query_scalar(
+                    "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
                 )
                 .bind(name)
                 .fetch_all(&pool)

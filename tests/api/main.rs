@@ -21,6 +21,7 @@ mod history;
 mod idempotency;
 mod inbox;
 mod memory;
+mod metrics;
 mod openapi;
 mod operations;
 mod replicas;
