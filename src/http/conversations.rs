@@ -3,6 +3,7 @@
 use super::{
     AppState,
     extract::{Json, Path, Query},
+    stream,
 };
 use crate::{
     domain::ConversationId,
@@ -24,6 +25,8 @@ use axum::{
 
 /// A player's turn: what the player says, and the character's reply.
 ///
+/// Streams the reply as server-sent events when asked with `Accept: text/event-stream`.
+///
 /// Never an error because of the LLM: when it is not configured or fails, the reply is
 /// a fallback line (`source: fallback`) and `fallback_reason` says why.
 #[utoipa::path(post, path = "/conversations/{conversation_id}/messages", tag = "conversations",
@@ -33,7 +36,11 @@ use axum::{
     ),
     request_body = TurnInput,
     responses(
-        (status = 200, description = "The stored exchange", body = TurnResponse),
+        (status = 200, description = "The stored exchange. With `Accept: text/event-stream`, server-sent events instead: `typing` (`{}`) at once, `delta` (`{\"text\": \"…\"}`) per piece of the reply, then `done` carrying this same JSON, or `error` carrying the JSON error body if the turn failed after the stream began",
+            content(
+                (TurnResponse = "application/json"),
+                (String = "text/event-stream", example = json!("event: typing\ndata: {}\n\nevent: delta\ndata: {\"text\":\"One left, \"}\n\nevent: delta\ndata: {\"text\":\"upstairs.\"}\n\nevent: done\ndata: {\"conversation_id\":\"c-42\",…}\n\n"))
+            )),
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 404, description = "Unknown character", body = ErrorBody),
         (status = 409, description = "Conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), or the same Idempotency-Key still in progress", body = ErrorBody),
@@ -55,7 +62,10 @@ pub async fn post_message(
             ApiError::Validation("Idempotency-Key must be printable ASCII".into())
         })?)?),
     };
-    Ok(match turn::take_turn(state, turn, key).await? {
+    if stream::wants_event_stream(&headers) {
+        return Ok(stream::turn_events(state, turn, key).await?.into_response());
+    }
+    Ok(match turn::take_turn(state, turn, key, None).await? {
         TurnOutcome::Fresh(response) => Json(*response).into_response(),
         TurnOutcome::Replayed(stored) => (
             [

@@ -8,6 +8,7 @@ pub mod memory;
 pub mod middleware;
 pub mod ops;
 pub mod players;
+pub mod stream;
 pub mod usage;
 
 use crate::{config::Config, error::ApiError, service::Services};

@@ -2,6 +2,7 @@
 
 pub mod openai;
 pub mod retry;
+pub mod stream;
 pub mod tokens;
 
 pub use openai::OpenAiClient;

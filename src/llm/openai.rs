@@ -21,6 +21,10 @@ struct RequestBody<'a> {
     user: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -41,9 +45,32 @@ struct ResponseMessage {
 }
 
 #[derive(Deserialize)]
-struct ResponseUsage {
+pub(super) struct ResponseUsage {
     prompt_tokens: Option<u32>,
     completion_tokens: Option<u32>,
+}
+
+/// The provider's counts when it gave both, else our tokenizer's, marked as estimates.
+pub(super) fn usage_or_estimate(
+    usage: Option<ResponseUsage>,
+    request: &ChatRequest,
+    content: &str,
+) -> TokenUsage {
+    match usage {
+        Some(ResponseUsage {
+            prompt_tokens: Some(prompt_tokens),
+            completion_tokens: Some(completion_tokens),
+        }) => TokenUsage {
+            prompt_tokens,
+            completion_tokens,
+            estimated: false,
+        },
+        _ => TokenUsage {
+            prompt_tokens: tokens::count_prompt(&request.messages),
+            completion_tokens: tokens::count(content),
+            estimated: true,
+        },
+    }
 }
 
 /// How much of an error body goes into the log: enough to diagnose, not a whole page.
@@ -67,7 +94,31 @@ impl OpenAiClient {
         self.api_key.is_some()
     }
 
-    /// One attempt, bounded by `timeout`. Retrying is `retry::retry`'s job.
+    /// The POST of one attempt; `stream` asks for server-sent events with usage at the end.
+    pub(super) fn post(&self, request: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
+        let body = RequestBody {
+            model: &request.model,
+            messages: &request.messages,
+            max_tokens: request.max_tokens,
+            user: &request.user,
+            response_format: request
+                .json_object
+                .then(|| serde_json::json!({"type": "json_object"})),
+            stream,
+            stream_options: stream.then(|| serde_json::json!({"include_usage": true})),
+        };
+        let builder = self
+            .http
+            .post(format!("{}/chat/completions", self.base_url))
+            .header("X-Request-Purpose", request.purpose.as_str())
+            .json(&body);
+        match &self.api_key {
+            Some(key) => builder.bearer_auth(key.expose()),
+            None => builder,
+        }
+    }
+
+    /// One attempt, bounded by `timeout`. Retrying is the caller's (see `retry.rs`).
     pub async fn chat(
         &self,
         request: &ChatRequest,
@@ -80,32 +131,12 @@ impl OpenAiClient {
             latency: started.elapsed(),
             retry_after,
         };
-        let body = RequestBody {
-            model: &request.model,
-            messages: &request.messages,
-            max_tokens: request.max_tokens,
-            user: &request.user,
-            response_format: request
-                .json_object
-                .then(|| serde_json::json!({"type": "json_object"})),
-        };
-        let mut builder = self
-            .http
-            .post(format!("{}/chat/completions", self.base_url))
+        let response = self
+            .post(request, false)
             .timeout(timeout)
-            .header("X-Request-Purpose", request.purpose.as_str())
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            builder = builder.bearer_auth(key.expose());
-        }
-        let response = builder.send().await.map_err(|error| {
-            let kind = if error.is_timeout() {
-                LlmErrorKind::Timeout
-            } else {
-                LlmErrorKind::Connect
-            };
-            fail(kind, format!("{error:#}"), None)
-        })?;
+            .send()
+            .await
+            .map_err(|error| fail(send_error_kind(&error), format!("{error:#}"), None))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let text = response.text().await.map_err(|error| {
@@ -117,12 +148,11 @@ impl OpenAiClient {
             fail(kind, format!("reading the body: {error:#}"), None)
         })?;
         if !status.is_success() {
-            let excerpt: String = text.chars().take(ERROR_BODY_EXCERPT).collect();
             return Err(fail(
                 LlmErrorKind::Http {
                     status: status.as_u16(),
                 },
-                format!("status {status}: {excerpt}"),
+                format!("status {status}: {}", excerpt(&text)),
                 retry_after,
             ));
         }
@@ -148,27 +178,27 @@ impl OpenAiClient {
                     None,
                 )
             })?;
-        let usage = match parsed.usage {
-            Some(ResponseUsage {
-                prompt_tokens: Some(prompt_tokens),
-                completion_tokens: Some(completion_tokens),
-            }) => TokenUsage {
-                prompt_tokens,
-                completion_tokens,
-                estimated: false,
-            },
-            _ => TokenUsage {
-                prompt_tokens: tokens::count_prompt(&request.messages),
-                completion_tokens: tokens::count(&content),
-                estimated: true,
-            },
-        };
+        let usage = usage_or_estimate(parsed.usage, request, &content);
         Ok(Completion {
             content,
             usage,
             latency: started.elapsed(),
         })
     }
+}
+
+/// A request that got no answer: timed out, or never reached the provider.
+pub(super) fn send_error_kind(error: &reqwest::Error) -> LlmErrorKind {
+    if error.is_timeout() {
+        LlmErrorKind::Timeout
+    } else {
+        LlmErrorKind::Connect
+    }
+}
+
+/// Enough of an error body to diagnose, not a whole page.
+pub(super) fn excerpt(text: &str) -> String {
+    text.chars().take(ERROR_BODY_EXCERPT).collect()
 }
 
 /// `Retry-After` as seconds or an HTTP date.

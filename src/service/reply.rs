@@ -24,12 +24,18 @@ use crate::{
 };
 use tokio::time::Instant;
 
+/// Where a streamed turn's text goes as it arrives (to the game's SSE stream). Sends
+/// that fail (the game hung up) are ignored: the turn completes all the same.
+pub type DeltaSink = tokio::sync::mpsc::UnboundedSender<String>;
+
 /// The character's line before it is stored.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub content: String,
     pub fallback_reason: Option<FallbackReason>,
     pub cost: CallCost,
+    /// Provider attempts made for it, over all models.
+    pub attempts: u32,
 }
 
 /// The models to try, in order. In the budget warning band the cheaper fallback model
@@ -60,6 +66,7 @@ pub async fn compose(
     turn: &Turn,
     character: &Character,
     situation: Situation<'_>,
+    deltas: Option<&DeltaSink>,
 ) -> Result<Reply, ApiError> {
     let Situation {
         affinity,
@@ -67,27 +74,31 @@ pub async fn compose(
         summary,
         recent,
     } = situation;
-    let canned = |reason: FallbackReason, cost: CallCost| {
+    let canned = |reason: FallbackReason, cost: CallCost, attempts: u32| {
         let previous = recent
             .iter()
             .rev()
             .find(|message| message.source.as_deref() == Some("fallback"))
             .map(|message| message.content.as_str());
         tracing::info!(reason = reason.as_str(), "answering with a fallback line");
+        let content =
+            fallback::choose_line(character.fallback_lines.as_ref(), affinity.tier(), previous);
+        // Streamed, a canned line is one delta.
+        if let Some(sink) = deltas {
+            let _ = sink.send(content.clone());
+        }
         Reply {
-            content: fallback::choose_line(
-                character.fallback_lines.as_ref(),
-                affinity.tier(),
-                previous,
-            ),
+            content,
             fallback_reason: Some(reason),
             cost,
+            attempts,
         }
     };
     if !services.llm.is_configured() {
         return Ok(canned(
             FallbackReason::LlmNotConfigured,
             CallCost::default(),
+            0,
         ));
     }
 
@@ -136,6 +147,7 @@ pub async fn compose(
     let mut quota_taken = false;
     let mut reason = FallbackReason::LlmError;
     let mut spent = CallCost::default();
+    let mut attempted = 0;
     for model in &models {
         if services.circuits.admit(model) == Admission::Refused {
             reason = FallbackReason::CircuitOpen;
@@ -155,7 +167,9 @@ pub async fn compose(
         {
             Ok(reservation) => reservation,
             // The quota counts turns: no other model can help.
-            Err(Refusal::RateLimited) => return Ok(canned(FallbackReason::RateLimited, spent)),
+            Err(Refusal::RateLimited) => {
+                return Ok(canned(FallbackReason::RateLimited, spent, attempted));
+            }
             // A cheaper model further down the plan may still fit.
             Err(Refusal::BudgetExceeded) => {
                 reason = FallbackReason::BudgetExceeded;
@@ -181,8 +195,18 @@ pub async fn compose(
         };
         let mut attempts = policy.begin(deadline);
         let outcome = loop {
-            let result: Result<Completion, _> =
-                services.llm.chat(&request, attempts.timeout()).await;
+            let result: Result<Completion, _> = match deltas {
+                Some(sink) => {
+                    let mut forward = |text: &str| {
+                        let _ = sink.send(text.to_owned());
+                    };
+                    services
+                        .llm
+                        .chat_streaming(&request, attempts.timeout(), &mut forward)
+                        .await
+                }
+                None => services.llm.chat(&request, attempts.timeout()).await,
+            };
             // The reservation is settled with the answer that ends the chain.
             let settle = result.is_ok().then_some(reservation.budget);
             match services
@@ -219,9 +243,11 @@ pub async fn compose(
                     content: completion.content,
                     fallback_reason: None,
                     cost: spent,
+                    attempts: attempted + attempts.made() + 1,
                 });
             }
             Err(failure) => {
+                attempted += failure.attempts;
                 spend::release(&services.pool, reservation, true).await?;
                 if failure.exhausted {
                     services.circuits.record_failure(model);
@@ -239,7 +265,7 @@ pub async fn compose(
             }
         }
     }
-    Ok(canned(reason, spent))
+    Ok(canned(reason, spent, attempted))
 }
 
 #[cfg(test)]

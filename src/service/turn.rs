@@ -9,7 +9,7 @@ use super::{
     idempotency::{self, Begin, ClaimedKey, IdempotencyKey},
     jobs::{self, Progress},
     lease,
-    reply::{self, Reply, Situation},
+    reply::{self, DeltaSink, Reply, Situation},
     usage::CallCost,
 };
 use crate::{
@@ -142,24 +142,23 @@ pub async fn take_turn(
     services: Arc<Services>,
     turn: Turn,
     key: Option<IdempotencyKey>,
+    deltas: Option<DeltaSink>,
 ) -> Result<TurnOutcome, ApiError> {
     let span = tracing::info_span!(
         "turn",
         conversation_id = %turn.conversation_id,
         player_id = %turn.player_id
     );
-    tokio::spawn(async move { run(&services, turn, key).await }.instrument(span))
+    tokio::spawn(async move { run(&services, turn, key, deltas.as_ref()).await }.instrument(span))
         .await
         .map_err(|error| ApiError::Internal(anyhow::anyhow!("the turn task failed: {error}")))?
 }
 
-async fn run(
-    services: &Services,
-    turn: Turn,
-    key: Option<IdempotencyKey>,
-) -> Result<TurnOutcome, ApiError> {
-    let pool = &services.pool;
-    let character_row = character_store::get(pool, turn.character_id.as_str())
+/// The checks that can refuse a turn before any work: an unknown character (404), a
+/// conversation bound elsewhere (409). A streamed turn runs them before it starts
+/// streaming, so that these refusals keep their status codes.
+pub async fn precheck(services: &Services, turn: &Turn) -> Result<Character, ApiError> {
+    let character_row = character_store::get(&services.pool, turn.character_id.as_str())
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -167,8 +166,18 @@ async fn run(
                 turn.character_id.as_str()
             ))
         })?;
-    let character = Character::try_from(character_row)?;
-    check_binding(services, &turn).await?;
+    check_binding(services, turn).await?;
+    Ok(Character::try_from(character_row)?)
+}
+
+async fn run(
+    services: &Services,
+    turn: Turn,
+    key: Option<IdempotencyKey>,
+    deltas: Option<&DeltaSink>,
+) -> Result<TurnOutcome, ApiError> {
+    let pool = &services.pool;
+    let character = precheck(services, &turn).await?;
 
     let claimed = match key {
         None => None,
@@ -190,7 +199,7 @@ async fn run(
             }
         }
     };
-    let result = serialized(services, &turn, &character, claimed.as_ref()).await;
+    let result = serialized(services, &turn, &character, claimed.as_ref(), deltas).await;
     if result.is_err()
         && let Some(claimed) = &claimed
     {
@@ -226,8 +235,10 @@ async fn serialized(
     turn: &Turn,
     character: &Character,
     claimed: Option<&ClaimedKey>,
+    deltas: Option<&DeltaSink>,
 ) -> Result<TurnResponse, ApiError> {
     let pool = &services.pool;
+    let started = std::time::Instant::now();
     let lease = lease::acquire(
         pool,
         turn.conversation_id.as_str(),
@@ -265,9 +276,23 @@ async fn serialized(
             summary: conversation.as_ref().and_then(|c| c.summary.as_deref()),
             recent: &recent,
         };
-        let reply = reply::compose(services, turn, character, situation).await?;
+        let reply = reply::compose(services, turn, character, situation, deltas).await?;
         // The reply is paid for: a lost lock conflict must not lose it.
-        store::retry_lock_conflicts(|| store_turn(services, turn, &reply, claimed)).await
+        let stored =
+            store::retry_lock_conflicts(|| store_turn(services, turn, &reply, claimed)).await?;
+        // One line per turn; ids and figures only, never what was said.
+        tracing::info!(
+            character_id = %turn.character_id,
+            source = %stored.source,
+            fallback_reason = reply.fallback_reason.map(FallbackReason::as_str),
+            attempts = reply.attempts,
+            prompt_tokens = reply.cost.prompt_tokens,
+            completion_tokens = reply.cost.completion_tokens,
+            cost_usd = %reply.cost.cost_usd,
+            latency_ms = started.elapsed().as_millis() as u64,
+            "turn"
+        );
+        Ok(stored)
     }
     .await;
     lease.release(pool).await;

@@ -26,5 +26,6 @@ mod openapi;
 mod operations;
 mod replicas;
 mod resilience;
+mod streaming;
 mod turns;
 mod usage;

@@ -8,6 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use futures::StreamExt;
 use rand::Rng;
 use serde_json::{Value, json};
 use std::{
@@ -30,6 +31,14 @@ pub enum MockReply {
     RateLimited { retry_after_secs: u64 },
     /// 200 with a body that is not a chat completion.
     Garbage,
+    /// A streamed answer: these pieces, `gap` apart, then the usage chunk (when given)
+    /// and `[DONE]`, unless `cut`, in which case the connection breaks after the pieces.
+    Stream {
+        chunks: Vec<String>,
+        usage: Option<(u32, u32)>,
+        gap: Duration,
+        cut: bool,
+    },
     /// Waits, then answers as the inner reply.
     Delayed(Duration, Box<MockReply>),
 }
@@ -219,6 +228,9 @@ async fn chat_completions(
     let reply = scripted
         .or_else(|| random_fault(&state))
         .unwrap_or_else(default);
+    if body["stream"] == json!(true) {
+        return stream_answer(reply).await;
+    }
     answer(reply, &body).await
 }
 
@@ -243,11 +255,69 @@ fn random_fault(state: &MockState) -> Option<MockReply> {
     Some(reply)
 }
 
+/// Server-sent events as OpenAI streams them. A `Text` reply is streamed word by word;
+/// errors and garbage answer as they would unstreamed.
+async fn stream_answer(reply: MockReply) -> Response {
+    let mut reply = reply;
+    while let MockReply::Delayed(delay, inner) = reply {
+        tokio::time::sleep(delay).await;
+        reply = *inner;
+    }
+    let (chunks, usage, gap, cut) = match reply {
+        MockReply::Text { content, usage } => (
+            content.split_inclusive(' ').map(str::to_owned).collect(),
+            usage,
+            Duration::ZERO,
+            false,
+        ),
+        MockReply::Stream {
+            chunks,
+            usage,
+            gap,
+            cut,
+        } => (chunks, usage, gap, cut),
+        other => return answer(other, &Value::Null).await,
+    };
+    let mut frames: Vec<Result<String, std::io::Error>> = chunks
+        .iter()
+        .map(|chunk| {
+            let data = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": chunk}}]});
+            Ok(format!("data: {data}\n\n"))
+        })
+        .collect();
+    if cut {
+        frames.push(Err(std::io::Error::other("the mock cuts the stream")));
+    } else {
+        if let Some((prompt, completion)) = usage {
+            let data = json!({"choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}});
+            frames.push(Ok(format!("data: {data}\n\n")));
+        }
+        frames.push(Ok("data: [DONE]\n\n".to_owned()));
+    }
+    // The gap comes before every frame, the break too, so what was sent is flushed
+    // before the connection goes.
+    let body = futures::stream::iter(frames).then(move |frame| async move {
+        tokio::time::sleep(gap).await;
+        frame
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(axum::body::Body::from_stream(body))
+        .expect("a streaming response")
+}
+
 async fn answer(reply: MockReply, request: &Value) -> Response {
     let mut reply = reply;
     while let MockReply::Delayed(delay, inner) = reply {
         tokio::time::sleep(delay).await;
         reply = *inner;
+    }
+    // Asked without streaming, a streamed reply answers whole.
+    if let MockReply::Stream { chunks, usage, .. } = reply {
+        reply = MockReply::Text {
+            content: chunks.concat(),
+            usage,
+        };
     }
     match reply {
         MockReply::Text { content, usage } => {
@@ -287,5 +357,6 @@ async fn answer(reply: MockReply, request: &Value) -> Response {
             .into_response(),
         MockReply::Garbage => (StatusCode::OK, "<html>not json</html>").into_response(),
         MockReply::Delayed(..) => unreachable!("unwrapped above"),
+        MockReply::Stream { .. } => unreachable!("made whole above"),
     }
 }

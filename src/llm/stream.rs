@@ -1,0 +1,143 @@
+//! One streamed attempt: the provider's server-sent events, parsed with
+//! `eventsource-stream`, each text delta handed on as it arrives.
+
+use super::{
+    ChatRequest, Completion, LlmError, LlmErrorKind,
+    openai::{
+        OpenAiClient, ResponseUsage, excerpt, retry_after, send_error_kind, usage_or_estimate,
+    },
+};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    usage: Option<ResponseUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    delta: Option<Delta>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    content: Option<String>,
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// `data: [DONE]`, or the body ended cleanly.
+    Done,
+    /// Broken: an error reading, an idle gap longer than the timeout.
+    Cut(LlmErrorKind, String),
+}
+
+impl OpenAiClient {
+    /// Streams one attempt, calling `on_delta` with each piece of text. `timeout` bounds
+    /// the wait for the answer to start and every gap between chunks.
+    ///
+    /// A stream cut after text arrived is not an error: what was said is kept (and its
+    /// tokens estimated when the usage chunk never came), since it was shown to the
+    /// player already. Cut before any text, it is an error like any other, and retried.
+    pub async fn chat_streaming(
+        &self,
+        request: &ChatRequest,
+        timeout: Duration,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Completion, LlmError> {
+        let started = Instant::now();
+        let fail = |kind, detail: String, retry_after| LlmError {
+            kind,
+            detail,
+            latency: started.elapsed(),
+            retry_after,
+        };
+        let sent = tokio::time::timeout(timeout, self.post(request, true).send()).await;
+        let response = match sent {
+            Err(_) => return Err(fail(LlmErrorKind::Timeout, "no answer".into(), None)),
+            Ok(Err(error)) => {
+                return Err(fail(send_error_kind(&error), format!("{error:#}"), None));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = retry_after(response.headers());
+            let text = tokio::time::timeout(timeout, response.text())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(fail(
+                LlmErrorKind::Http {
+                    status: status.as_u16(),
+                },
+                format!("status {status}: {}", excerpt(&text)),
+                retry_after,
+            ));
+        }
+
+        let mut events = response.bytes_stream().eventsource();
+        let mut content = String::new();
+        let mut usage = None;
+        let end = loop {
+            let event = match tokio::time::timeout(timeout, events.next()).await {
+                Err(_) => break End::Cut(LlmErrorKind::Timeout, "the stream stalled".into()),
+                Ok(None) => break End::Done,
+                Ok(Some(Err(error))) => {
+                    break End::Cut(
+                        LlmErrorKind::InvalidResponse,
+                        format!("the stream broke: {error}"),
+                    );
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            if event.data.trim() == "[DONE]" {
+                break End::Done;
+            }
+            let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data) else {
+                tracing::warn!(data = %excerpt(&event.data), "skipping a stream chunk that is not JSON");
+                continue;
+            };
+            if chunk.usage.is_some() {
+                usage = chunk.usage;
+            }
+            let text = chunk
+                .choices
+                .into_iter()
+                .next()
+                .and_then(|choice| choice.delta)
+                .and_then(|delta| delta.content)
+                .unwrap_or_default();
+            if !text.is_empty() {
+                content.push_str(&text);
+                on_delta(&text);
+            }
+        };
+        if content.trim().is_empty() {
+            let (kind, detail) = match end {
+                End::Done => (
+                    LlmErrorKind::InvalidResponse,
+                    "the stream carried no text".into(),
+                ),
+                End::Cut(kind, detail) => (kind, detail),
+            };
+            return Err(fail(kind, detail, None));
+        }
+        if let End::Cut(_, detail) = &end {
+            tracing::warn!(%detail, kept = content.len(), "the provider's stream broke after text; keeping what was said");
+        }
+        let usage = usage_or_estimate(usage, request, &content);
+        Ok(Completion {
+            content,
+            usage,
+            latency: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,273 @@
+//! Streamed turns: `Accept: text/event-stream`.
+
+use crate::{
+    helpers::{TestApp, decimal, error_code},
+    mock_provider::MockReply,
+};
+use futures::StreamExt;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// (event, data) pairs of a server-sent event stream.
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = Some(name.trim().to_owned());
+                } else if let Some(more) = line.strip_prefix("data:") {
+                    data.push_str(more.trim_start());
+                }
+            }
+            event.map(|event| (event, serde_json::from_str(&data).unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
+async fn streamed(app: &TestApp, conversation: &str, body: Value, key: Option<&str>) -> Response {
+    let mut request = app
+        .request(
+            Method::POST,
+            &format!("/conversations/{conversation}/messages"),
+        )
+        .header("accept", "text/event-stream")
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+fn hello() -> Value {
+    json!({"player_id": "p-1", "character_id": "mara", "content": "Any rooms free?"})
+}
+
+fn deltas(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(name, _)| name == "delta")
+        .map(|(_, data)| data["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streamed_turn_yields_typing_deltas_and_done_and_stores_what_was_streamed() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([MockReply::Stream {
+        chunks: vec!["One ".into(), "left, ".into(), "upstairs.".into()],
+        usage: Some((412, 18)),
+        gap: Duration::from_millis(20),
+        cut: false,
+    }]);
+    let response = streamed(&app, "c-1", hello(), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = events(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, vec!["typing", "delta", "delta", "delta", "done"]);
+    assert_eq!(deltas(&events), "One left, upstairs.");
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["reply"]["content"], "One left, upstairs.");
+    assert_eq!(done["source"], "llm");
+    assert_eq!(done["usage"]["prompt_tokens"], 412);
+    assert_eq!(
+        decimal(&done["usage"]["cost_usd"]),
+        "0.000073".parse().unwrap()
+    );
+    assert_eq!(app.stored_messages("c-1").await[1].2, "One left, upstairs.");
+
+    let request = app.provider.last_request();
+    assert_eq!(request.body["stream"], true);
+    assert_eq!(
+        request.body["stream_options"],
+        json!({"include_usage": true})
+    );
+    let (tokens, estimated): (u32, bool) =
+        sqlx::query_as("SELECT completion_tokens, tokens_estimated FROM usage_records")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((tokens, estimated), (18, false));
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_two_chunks_is_stored_and_billed_with_estimated_tokens() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([MockReply::Stream {
+        chunks: vec!["Half a ".into(), "sentence".into()],
+        usage: Some((412, 18)),
+        gap: Duration::from_millis(30),
+        cut: true,
+    }]);
+    let response = streamed(&app, "c-1", hello(), None).await;
+    let events = events(&response.text().await.unwrap());
+    assert_eq!(deltas(&events), "Half a sentence");
+    let done = &events.last().unwrap().1;
+    assert_eq!(events.last().unwrap().0, "done");
+    assert_eq!(done["source"], "llm", "what was said stays said");
+    assert_eq!(app.stored_messages("c-1").await[1].2, "Half a sentence");
+    assert_eq!(
+        app.provider.request_count(),
+        1,
+        "no retry after text was shown"
+    );
+    let (completion, estimated, outcome): (u32, bool, String) =
+        sqlx::query_as("SELECT completion_tokens, tokens_estimated, outcome FROM usage_records")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (completion, estimated, outcome.as_str()),
+        (3, true, "success"),
+        "o200k: 'Half a sentence' is 3 tokens"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_cut_before_any_text_is_retried() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([
+        MockReply::Stream {
+            chunks: vec![],
+            usage: None,
+            gap: Duration::ZERO,
+            cut: true,
+        },
+        MockReply::text("Second try.", 10, 3),
+    ]);
+    let events = events(
+        &streamed(&app, "c-1", hello(), None)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(deltas(&events), "Second try.");
+    assert_eq!(app.provider.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_game_that_hangs_up_after_the_first_delta_still_gets_its_reply_stored_and_billed() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([MockReply::Stream {
+        chunks: vec![
+            "Well, ".into(),
+            "since ".into(),
+            "you ".into(),
+            "ask...".into(),
+        ],
+        usage: Some((100, 8)),
+        gap: Duration::from_millis(150),
+        cut: false,
+    }]);
+    let response = streamed(&app, "c-1", hello(), None).await;
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: delta") {
+        let chunk = body.next().await.expect("the stream goes on").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body); // the game hangs up
+
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while app.stored_messages("c-1").await.len() < 2 {
+        assert!(Instant::now() < give_up, "the reply was never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.stored_messages("c-1").await[1].2,
+        "Well, since you ask..."
+    );
+    assert_eq!(app.count("usage_records").await, 1);
+}
+
+#[tokio::test]
+async fn fallbacks_stream_as_one_delta_then_done() {
+    let app = TestApp::spawn_with(&[("LLM_API_KEY", "")]).await;
+    app.create_mara("mara").await;
+    let events = events(
+        &streamed(
+            &app,
+            "c-1",
+            json!({"player_id": "p-1", "character_id": "mara", "content": "Hi", "affinity": 90}),
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap(),
+    );
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, vec!["typing", "delta", "done"]);
+    assert_eq!(deltas(&events), "Ah, my favourite guest!");
+    assert_eq!(events[2].1["fallback_reason"], "llm_not_configured");
+}
+
+#[tokio::test]
+async fn refusals_known_before_the_stream_keep_their_status() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    let response = streamed(
+        &app,
+        "c-1",
+        json!({"player_id": "p-1", "character_id": "nobody", "content": "Hi"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    let response = streamed(
+        &app,
+        "c-1",
+        json!({"player_id": "p-1", "character_id": "mara", "content": ""}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::BAD_REQUEST, "validation_failed".into())
+    );
+    assert_eq!(app.count("messages").await, 0);
+}
+
+#[tokio::test]
+async fn an_idempotent_replay_streams_the_stored_reply() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    let first = events(
+        &streamed(&app, "c-1", hello(), Some("k-1"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let again = events(
+        &streamed(&app, "c-1", hello(), Some("k-1"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        first.last().unwrap(),
+        again.last().unwrap(),
+        "the same done event"
+    );
+    assert_eq!(deltas(&again), "One left, upstairs.");
+    assert_eq!(app.provider.request_count(), 1);
+    assert_eq!(app.stored_messages("c-1").await.len(), 2);
+}
