@@ -20,6 +20,7 @@ use crate::{
         retry::{self, RetryPolicy},
         tokens,
     },
+    metrics,
     store::messages::MessageRow,
 };
 use tokio::time::Instant;
@@ -81,6 +82,7 @@ pub async fn compose(
             .find(|message| message.source.as_deref() == Some("fallback"))
             .map(|message| message.content.as_str());
         tracing::info!(reason = reason.as_str(), "answering with a fallback line");
+        metrics::fallback(reason.as_str());
         let content =
             fallback::choose_line(character.fallback_lines.as_ref(), affinity.tier(), previous);
         // Streamed, a canned line is one delta.
@@ -168,10 +170,12 @@ pub async fn compose(
             Ok(reservation) => reservation,
             // The quota counts turns: no other model can help.
             Err(Refusal::RateLimited) => {
+                metrics::refusal("quota");
                 return Ok(canned(FallbackReason::RateLimited, spent, attempted));
             }
             // A cheaper model further down the plan may still fit.
             Err(Refusal::BudgetExceeded) => {
+                metrics::refusal("budget");
                 reason = FallbackReason::BudgetExceeded;
                 continue;
             }
@@ -224,6 +228,7 @@ pub async fn compose(
                 Ok(completion) => break Ok(completion),
                 Err(error) => match attempts.after_failure(error, retry::random_unit()) {
                     Ok(wait) => {
+                        metrics::retry(Purpose::Conversation.as_str(), model);
                         tracing::info!(
                             model,
                             attempts = attempts.made(),

@@ -280,6 +280,7 @@ async fn serialized(
         // The reply is paid for: a lost lock conflict must not lose it.
         let stored =
             store::retry_lock_conflicts(|| store_turn(services, turn, &reply, claimed)).await?;
+        crate::metrics::turn(&stored.source);
         // One line per turn; ids and figures only, never what was said.
         tracing::info!(
             character_id = %turn.character_id,
