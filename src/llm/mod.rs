@@ -103,6 +103,21 @@ pub struct LlmError {
 }
 
 impl LlmError {
+    /// A failure of the attempt that began at `started`.
+    pub fn since(
+        started: std::time::Instant,
+        kind: LlmErrorKind,
+        detail: String,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        Self {
+            kind,
+            detail,
+            latency: started.elapsed(),
+            retry_after,
+        }
+    }
+
     /// Whether the request reached the provider, so that it may have cost something
     /// and gets a usage row.
     pub fn reached_provider(&self) -> bool {

@@ -125,12 +125,8 @@ impl OpenAiClient {
         timeout: Duration,
     ) -> Result<Completion, LlmError> {
         let started = Instant::now();
-        let fail = |kind, detail: String, retry_after| LlmError {
-            kind,
-            detail,
-            latency: started.elapsed(),
-            retry_after,
-        };
+        let fail =
+            |kind, detail: String, retry_after| LlmError::since(started, kind, detail, retry_after);
         let response = self
             .post(request, false)
             .timeout(timeout)

@@ -52,12 +52,8 @@ impl OpenAiClient {
         on_delta: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Completion, LlmError> {
         let started = Instant::now();
-        let fail = |kind, detail: String, retry_after| LlmError {
-            kind,
-            detail,
-            latency: started.elapsed(),
-            retry_after,
-        };
+        let fail =
+            |kind, detail: String, retry_after| LlmError::since(started, kind, detail, retry_after);
         let sent = tokio::time::timeout(timeout, self.post(request, true).send()).await;
         let response = match sent {
             Err(_) => return Err(fail(LlmErrorKind::Timeout, "no answer".into(), None)),

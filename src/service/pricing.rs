@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::Value;
 use std::{collections::BTreeMap, path::Path, str::FromStr};
 
 /// Price of one model, in USD per one million tokens.
@@ -22,6 +23,22 @@ impl ModelPrice {
         (micro_dollars / Decimal::from(1_000_000))
             .round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero)
     }
+}
+
+/// A price from the file, through the number's text so 0.15 stays exactly 0.15.
+fn money(model: &str, name: &str, value: &Value) -> anyhow::Result<Decimal> {
+    let text = match value {
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => text.clone(),
+        other => bail!("model {model:?}: {name:?} is not a number: {other}"),
+    };
+    let price = Decimal::from_str(&text)
+        .or_else(|_| Decimal::from_scientific(&text))
+        .with_context(|| format!("model {model:?}: {name:?} = {text}"))?;
+    if price.is_sign_negative() {
+        bail!("model {model:?}: {name:?} must not be negative");
+    }
+    Ok(price)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,32 +75,52 @@ impl PriceTable {
     }
 
     /// Adds the prices of a JSON file: `{"model": {"input": 0.15, "output": 0.60}, …}`.
+    /// Adds the prices of a JSON file, USD per million tokens, model by model:
+    /// `{"model": {"input": 0.15, "output": 0.60}}`. Also read: the field names
+    /// `input_per_million`/`output_per_million`, `input_per_1m`/`output_per_1m` and
+    /// `prompt`/`completion`, a pair `[input, output]`, and the whole map wrapped in
+    /// `{"models": …}`, since price lists come from many tools.
     pub fn with_file(mut self, path: &Path) -> anyhow::Result<Self> {
         let raw = std::fs::read_to_string(path).context("reading the prices file")?;
-        let parsed: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
-            serde_json::from_str(&raw).context("parsing the prices file as JSON")?;
-        for (model, fields) in parsed {
-            let field = |name: &str| -> anyhow::Result<Decimal> {
-                let value = fields
-                    .get(name)
-                    .with_context(|| format!("model {model:?} has no {name:?} price"))?;
-                // Through the number's text, so 0.15 stays exactly 0.15.
-                let text = match value {
-                    serde_json::Value::Number(number) => number.to_string(),
-                    serde_json::Value::String(text) => text.clone(),
-                    other => bail!("model {model:?}: {name:?} is not a number: {other}"),
-                };
-                let price = Decimal::from_str(&text)
-                    .or_else(|_| Decimal::from_scientific(&text))
-                    .with_context(|| format!("model {model:?}: {name:?} = {text}"))?;
-                if price.is_sign_negative() {
-                    bail!("model {model:?}: {name:?} must not be negative");
+        let mut parsed: serde_json::Map<String, Value> =
+            serde_json::from_str(&raw).context("parsing the prices file as a JSON object")?;
+        if let Some(Value::Object(models)) = parsed.get("models") {
+            parsed = models.clone();
+        }
+        for (model, entry) in parsed {
+            let price = match &entry {
+                Value::Array(pair) if pair.len() == 2 => ModelPrice {
+                    input_per_million: money(&model, "input", &pair[0])?,
+                    output_per_million: money(&model, "output", &pair[1])?,
+                },
+                Value::Object(fields) => {
+                    let field = |names: [&str; 4]| -> anyhow::Result<Decimal> {
+                        let (name, value) = names
+                            .iter()
+                            .find_map(|name| fields.get(*name).map(|value| (*name, value)))
+                            .with_context(|| {
+                                format!("model {model:?} has no {:?} price", names[0])
+                            })?;
+                        money(&model, name, value)
+                    };
+                    ModelPrice {
+                        input_per_million: field([
+                            "input",
+                            "input_per_million",
+                            "input_per_1m",
+                            "prompt",
+                        ])?,
+                        output_per_million: field([
+                            "output",
+                            "output_per_million",
+                            "output_per_1m",
+                            "completion",
+                        ])?,
+                    }
                 }
-                Ok(price)
-            };
-            let price = ModelPrice {
-                input_per_million: field("input")?,
-                output_per_million: field("output")?,
+                other => {
+                    bail!("model {model:?}: expected {{\"input\": …, \"output\": …}}, got {other}")
+                }
             };
             self.prices.insert(model, price);
         }
@@ -175,6 +212,27 @@ mod tests {
             Some(dec("1"))
         );
         assert!(table.price("gpt-4o-mini").is_some(), "built-ins stay");
+        Ok(())
+    }
+
+    #[test]
+    fn other_common_price_file_shapes_are_read_too() -> anyhow::Result<()> {
+        let path = std::env::temp_dir().join(format!("prices-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            r#"{"models": {"a": [1, 2], "b": {"input_per_million": 3, "output_per_million": 4},
+                           "c": {"prompt": 5, "completion": 6}}}"#,
+        )?;
+        let table = PriceTable::builtin().with_file(&path)?;
+        std::fs::remove_file(&path)?;
+        let per_million = |model: &str| {
+            table
+                .price(model)
+                .map(|p| (p.cost(1_000_000, 0), p.cost(0, 1_000_000)))
+        };
+        assert_eq!(per_million("a"), Some((dec("1"), dec("2"))));
+        assert_eq!(per_million("b"), Some((dec("3"), dec("4"))));
+        assert_eq!(per_million("c"), Some((dec("5"), dec("6"))));
         Ok(())
     }
 
