@@ -14,7 +14,8 @@ use crate::{
 };
 use axum::extract::State;
 
-/// Totals of LLM calls (calls, tokens, cost) over the last `days`, with an optional breakdown.
+/// Totals of LLM calls (calls, tokens, cost) over a range (`from`/`to`, or the last
+/// `days`), filtered by player, conversation or character, with an optional breakdown.
 #[utoipa::path(get, path = "/usage", tag = "usage",
     params(UsageQuery),
     responses(
@@ -45,7 +46,8 @@ pub async fn get_budget(
     ))
 }
 
-/// Players at or past their warning threshold (or their limit) this month.
+/// Players at or past their warning threshold (or their limit) this month, highest
+/// spend first, a page at a time (`limit`, then `cursor` = the previous `next_cursor`).
 #[utoipa::path(get, path = "/usage/budgets", tag = "usage",
     params(BudgetsQuery),
     responses(

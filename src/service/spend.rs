@@ -183,7 +183,10 @@ pub struct BudgetView {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BudgetList {
     pub month: String,
+    /// Highest spend first.
     pub players: Vec<BudgetView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// `PUT /players/{player_id}/budget` body.
@@ -207,6 +210,32 @@ pub struct BudgetQuery {
 pub struct BudgetsQuery {
     /// `warning` (at or past the warning ratio, the default) or `over` (at or past the limit).
     pub status: Option<String>,
+    /// Players per page, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+pub const DEFAULT_BUDGETS_PAGE: u32 = 100;
+pub const MAX_BUDGETS_PAGE: u32 = 1000;
+
+/// An opaque page cursor: the last row's spend and player id, hex-encoded.
+fn encode_cursor(position: &spend::SpendPosition) -> String {
+    hex::encode(format!("{}|{}", position.spent_usd, position.player_id))
+}
+
+fn decode_cursor(raw: &str) -> Result<spend::SpendPosition, ApiError> {
+    let invalid = || ApiError::Validation("cursor is not one this service gave".into());
+    let bytes = hex::decode(raw).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (spent, player_id) = text.split_once('|').ok_or_else(invalid)?;
+    Ok(spend::SpendPosition {
+        spent_usd: spent.parse().map_err(|_| invalid())?,
+        player_id: PlayerId::parse(player_id)
+            .map_err(|_| invalid())?
+            .as_str()
+            .to_owned(),
+    })
 }
 
 fn view(
@@ -295,8 +324,35 @@ pub async fn budgets(
             )));
         }
     };
+    let limit = query.limit.unwrap_or(DEFAULT_BUDGETS_PAGE);
+    if !(1..=MAX_BUDGETS_PAGE).contains(&limit) {
+        return Err(ApiError::Validation(format!(
+            "limit must be between 1 and {MAX_BUDGETS_PAGE}"
+        )));
+    }
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let month = spend::month_of(store::now());
-    let rows = spend::at_or_over(pool, &month, config.player_monthly_budget_usd, threshold).await?;
+    // One more than the page: whether it exists says if there is a next page.
+    let mut rows = spend::at_or_over(
+        pool,
+        &month,
+        config.player_monthly_budget_usd,
+        threshold,
+        after.as_ref(),
+        limit + 1,
+    )
+    .await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| {
+            encode_cursor(&spend::SpendPosition {
+                spent_usd: last.spent_usd,
+                player_id: last.player_id.clone(),
+            })
+        })
+    } else {
+        None
+    };
     let players = rows
         .into_iter()
         .map(|row| {
@@ -312,7 +368,11 @@ pub async fn budgets(
             )
         })
         .collect();
-    Ok(BudgetList { month, players })
+    Ok(BudgetList {
+        month,
+        players,
+        next_cursor,
+    })
 }
 
 #[cfg(test)]
@@ -341,6 +401,19 @@ mod tests {
             "exactly at the limit is allowed"
         );
         assert!(!status("0.05", "0").affords(dec("0.000001")));
+    }
+
+    #[test]
+    fn a_budgets_cursor_round_trips_and_rejects_forgeries() -> Result<(), ApiError> {
+        let position = spend::SpendPosition {
+            spent_usd: dec("4.123456"),
+            player_id: "p|7 ü".into(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&position))?, position);
+        for bad in ["", "zz", &hex::encode("no-bar"), &hex::encode("x|p")] {
+            assert!(decode_cursor(bad).is_err(), "{bad:?}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::pricing::PriceTable;
 use crate::{
-    domain::{ConversationId, PlayerId},
+    domain::{CharacterId, ConversationId, PlayerId},
     error::ApiError,
     llm::{Completion, LlmError, Purpose},
     metrics,
@@ -12,11 +12,14 @@ use crate::{
     },
 };
 use anyhow::Context;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
-use std::{collections::HashSet, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 /// Who a call was for, stored with its usage row.
 #[derive(Debug, Clone)]
@@ -195,15 +198,24 @@ pub struct UsageQuery {
     pub player_id: Option<String>,
     /// Only this conversation's calls.
     pub conversation_id: Option<String>,
-    /// How many days back from now (1–3660, default 30).
+    /// Only calls made for this character.
+    pub character_id: Option<String>,
+    /// Start of the range, inclusive: an RFC 3339 time (`2026-11-01T00:00:00Z`) or a UTC
+    /// date (`2026-11-01`, from its midnight). Not together with `days`.
+    pub from: Option<String>,
+    /// End of the range, exclusive: an RFC 3339 time, or a UTC date, which includes that
+    /// whole day. Default: now.
+    pub to: Option<String>,
+    /// Shortcut for `from`: this many days before `to` (1–3660, default 30).
     pub days: Option<u32>,
-    /// Breakdown by `purpose`, `model`, `day` (UTC, `YYYY-MM-DD`) or `player`.
+    /// Breakdown by `purpose`, `model`, `player`, `character` or `day` (UTC,
+    /// `YYYY-MM-DD`, every day of the range, zeros included).
     pub group_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageTotals {
-    /// The group's key (purpose, model, day or player id).
+    /// The group's key (purpose, model, player id, character id or day).
     pub key: String,
     pub calls: i64,
     pub prompt_tokens: i64,
@@ -216,7 +228,9 @@ pub struct UsageTotals {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageReport {
+    /// Start of the range, inclusive.
     pub from: DateTime<Utc>,
+    /// End of the range, exclusive.
     pub to: DateTime<Utc>,
     pub calls: i64,
     pub prompt_tokens: i64,
@@ -238,23 +252,130 @@ fn parse_group_by(raw: &str) -> Result<GroupBy, ApiError> {
         "model" => Ok(GroupBy::Model),
         "day" => Ok(GroupBy::Day),
         "player" => Ok(GroupBy::Player),
+        "character" => Ok(GroupBy::Character),
         other => Err(ApiError::Validation(format!(
-            "group_by must be one of purpose, model, day, player (got {other:?})"
+            "group_by must be one of purpose, model, day, player, character (got {other:?})"
         ))),
     }
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn report(pool: &MySqlPool, query: UsageQuery) -> Result<UsageReport, ApiError> {
-    let days = query.days.unwrap_or(DEFAULT_REPORT_DAYS);
-    if !(1..=MAX_REPORT_DAYS).contains(&days) {
+/// Which end of a range a bare date stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The date's midnight.
+    Start,
+    /// The next midnight: the range includes the whole date.
+    End,
+}
+
+/// An RFC 3339 time (any offset, converted to UTC) or a `YYYY-MM-DD` UTC date.
+fn parse_instant(name: &str, raw: &str, end: End) -> Result<DateTime<Utc>, ApiError> {
+    let raw = raw.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        let date = match end {
+            End::Start => Some(date),
+            End::End => date.succ_opt(),
+        };
+        if let Some(midnight) = date.and_then(|date| date.and_hms_opt(0, 0, 0)) {
+            return Ok(midnight.and_utc());
+        }
+    }
+    // An unencoded `+` in a query string arrives as a space: `…T10:00:00 01:00`.
+    let repaired = match raw.rsplit_once(' ') {
+        Some((time, offset)) if time.contains('T') && offset.contains(':') => {
+            format!("{time}+{offset}")
+        }
+        _ => raw.to_owned(),
+    };
+    DateTime::parse_from_rfc3339(&repaired)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::Validation(format!(
+                "{name} must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)"
+            ))
+        })
+}
+
+/// The report's range from `from`, `to` and `days`.
+fn range(
+    query: &UsageQuery,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let to = match query.to.as_deref() {
+        Some(raw) => parse_instant("to", raw, End::End)?,
+        None => now,
+    };
+    let from = match (query.from.as_deref(), query.days) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Validation(
+                "give either from or days, not both".into(),
+            ));
+        }
+        (Some(raw), None) => parse_instant("from", raw, End::Start)?,
+        (None, days) => {
+            let days = days.unwrap_or(DEFAULT_REPORT_DAYS);
+            if !(1..=MAX_REPORT_DAYS).contains(&days) {
+                return Err(ApiError::Validation(format!(
+                    "days must be between 1 and {MAX_REPORT_DAYS}"
+                )));
+            }
+            to - ChronoDuration::days(i64::from(days))
+        }
+    };
+    if from > to {
+        return Err(ApiError::Validation("from must not be after to".into()));
+    }
+    // What MySQL's DATETIME holds, with room to spare.
+    if from.year() < 1970 || to.year() > 9998 {
+        return Err(ApiError::Validation(
+            "from and to must lie between 1970 and 9998".into(),
+        ));
+    }
+    if to - from > ChronoDuration::days(i64::from(MAX_REPORT_DAYS)) {
         return Err(ApiError::Validation(format!(
-            "days must be between 1 and {MAX_REPORT_DAYS}"
+            "a report covers at most {MAX_REPORT_DAYS} days"
         )));
     }
+    Ok((from, to))
+}
+
+/// Every UTC day the range `[from, to)` touches, as `YYYY-MM-DD`.
+fn days_of(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
+    let first = from.date_naive();
+    let last = if to > from {
+        (to - ChronoDuration::microseconds(1)).date_naive()
+    } else {
+        first
+    };
+    first
+        .iter_days()
+        .take_while(|day| *day <= last)
+        .map(|day| day.format("%Y-%m-%d").to_string())
+        .collect()
+}
+
+/// The rows of a day breakdown with a zero row for each day that had no calls.
+fn with_every_day(rows: Vec<UsageSums>, days: Vec<String>) -> Vec<UsageSums> {
+    let mut rows: HashMap<String, UsageSums> =
+        rows.into_iter().map(|row| (row.key.clone(), row)).collect();
+    days.into_iter()
+        .map(|day| {
+            rows.remove(&day).unwrap_or(UsageSums {
+                key: day,
+                calls: 0,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                total_tokens: 0,
+                cost_usd: Decimal::ZERO,
+            })
+        })
+        .collect()
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn report(pool: &MySqlPool, query: UsageQuery) -> Result<UsageReport, ApiError> {
     let group_by = query.group_by.as_deref().map(parse_group_by).transpose()?;
-    let to = Utc::now();
-    let from = to - ChronoDuration::days(i64::from(days));
+    let (from, to) = range(&query, Utc::now())?;
     let filter = UsageFilter {
         player_id: query
             .player_id
@@ -268,10 +389,21 @@ pub async fn report(pool: &MySqlPool, query: UsageQuery) -> Result<UsageReport, 
             .map(ConversationId::parse)
             .transpose()?
             .map(|id| id.as_str().to_owned()),
+        character_id: query
+            .character_id
+            .as_deref()
+            .map(CharacterId::parse)
+            .transpose()?
+            .map(|id| id.as_str().to_owned()),
         from,
+        to,
     };
     let totals = usage_store::totals(pool, &filter).await?;
     let breakdown = match group_by {
+        Some(GroupBy::Day) => with_every_day(
+            usage_store::breakdown(pool, &filter, GroupBy::Day).await?,
+            days_of(from, to),
+        ),
         Some(group_by) => usage_store::breakdown(pool, &filter, group_by).await?,
         None => Vec::new(),
     };
@@ -297,5 +429,110 @@ impl From<UsageSums> for UsageTotals {
             total_tokens: sums.total_tokens,
             cost_usd: sums.cost_usd,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(from: Option<&str>, to: Option<&str>, days: Option<u32>) -> UsageQuery {
+        UsageQuery {
+            player_id: None,
+            conversation_id: None,
+            character_id: None,
+            from: from.map(str::to_owned),
+            to: to.map(str::to_owned),
+            days,
+            group_by: None,
+        }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn dates_cover_whole_days_and_times_are_taken_as_given() -> Result<(), ApiError> {
+        let now = at("2026-11-24T10:00:00Z");
+        assert_eq!(
+            range(&query(Some("2026-11-01"), Some("2026-11-03"), None), now)?,
+            (at("2026-11-01T00:00:00Z"), at("2026-11-04T00:00:00Z"))
+        );
+        assert_eq!(
+            range(
+                &query(
+                    Some("2026-11-01T12:00:00+02:00"),
+                    Some("2026-11-02T00:00:00Z"),
+                    None
+                ),
+                now
+            )?,
+            (at("2026-11-01T10:00:00Z"), at("2026-11-02T00:00:00Z"))
+        );
+        assert_eq!(
+            range(&query(Some("2026-11-01T12:00:00 02:00"), None, None), now)?.0,
+            at("2026-11-01T10:00:00Z"),
+            "a + lost to query-string decoding"
+        );
+        assert_eq!(
+            range(&query(None, None, Some(7)), now)?,
+            (at("2026-11-17T10:00:00Z"), now)
+        );
+        assert_eq!(
+            range(&query(None, Some("2026-11-10"), Some(2)), now)?,
+            (at("2026-11-09T00:00:00Z"), at("2026-11-11T00:00:00Z"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        let now = at("2026-11-24T10:00:00Z");
+        for bad in [
+            query(Some("yesterday"), None, None),
+            query(Some("2026-13-01"), None, None),
+            query(Some("2026-11-05"), Some("2026-11-01"), None),
+            query(Some("2026-11-01"), None, Some(3)),
+            query(None, None, Some(0)),
+            query(None, None, Some(MAX_REPORT_DAYS + 1)),
+            query(Some("1900-01-01"), None, None),
+            query(Some("0000-01-01"), Some("0001-01-01"), None),
+            query(None, Some("9999-12-31"), None),
+        ] {
+            assert!(range(&bad, now).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_day_breakdown_lists_every_day_of_the_range() {
+        let days = days_of(at("2026-11-29T10:00:00Z"), at("2026-12-02T00:00:00Z"));
+        assert_eq!(days, ["2026-11-29", "2026-11-30", "2026-12-01"]);
+        let rows = with_every_day(
+            vec![UsageSums {
+                key: "2026-11-30".into(),
+                calls: 2,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                total_tokens: 15,
+                cost_usd: Decimal::ONE,
+            }],
+            days,
+        );
+        let calls: Vec<(String, i64)> = rows.into_iter().map(|r| (r.key, r.calls)).collect();
+        assert_eq!(
+            calls,
+            [
+                ("2026-11-29".to_owned(), 0),
+                ("2026-11-30".to_owned(), 2),
+                ("2026-12-01".to_owned(), 0)
+            ]
+        );
+        assert_eq!(
+            days_of(at("2026-11-29T10:00:00Z"), at("2026-11-29T10:00:00Z")),
+            ["2026-11-29"]
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::{MySqlConnection, MySqlPool};
+use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 /// Creates the player if needed and locks the row until the transaction ends; returns the
 /// player's own monthly limit, if set.
@@ -233,25 +233,54 @@ pub struct PlayerSpend {
     pub monthly_limit_usd: Option<Decimal>,
 }
 
+/// Where a page of `at_or_over` starts: after this (spend, player) in the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendPosition {
+    pub spent_usd: Decimal,
+    pub player_id: String,
+}
+
 /// Players whose spend this month reached `threshold` × their limit (their own, else
-/// `default_limit`): a dashboard query over one month's rows, ordered by spend.
+/// `default_limit`), highest spend first (ties by player id, descending), at most `limit`
+/// of them after `after`.
+///
+/// A backward walk of `player_monthly_spend_by_month (month, spent_usd)` (InnoDB appends
+/// the primary key, so the order needs no sort), joining each row to its player: it stops
+/// once a page is full, so the first pages read little more than the players shown; a
+/// page that finds fewer than `limit` reads the rest of the month's rows.
 pub async fn at_or_over(
     pool: &MySqlPool,
     month: &str,
     default_limit: Decimal,
     threshold: Decimal,
+    after: Option<&SpendPosition>,
+    limit: u32,
 ) -> sqlx::Result<Vec<PlayerSpend>> {
-    sqlx::query_as(
+    let mut query = QueryBuilder::<MySql>::new(
         "SELECT s.player_id, s.spent_usd, p.monthly_limit_usd
          FROM player_monthly_spend s LEFT JOIN players p ON p.id = s.player_id
-         WHERE s.month = ? AND s.spent_usd >= COALESCE(p.monthly_limit_usd, ?) * ?
-         ORDER BY s.spent_usd DESC, s.player_id",
-    )
-    .bind(month)
-    .bind(default_limit)
-    .bind(threshold)
-    .fetch_all(pool)
-    .await
+         WHERE s.month = ",
+    );
+    query
+        .push_bind(month)
+        .push(" AND s.spent_usd >= COALESCE(p.monthly_limit_usd, ")
+        .push_bind(default_limit)
+        .push(") * ")
+        .push_bind(threshold);
+    if let Some(after) = after {
+        query
+            .push(" AND (s.spent_usd < ")
+            .push_bind(after.spent_usd)
+            .push(" OR (s.spent_usd = ")
+            .push_bind(after.spent_usd)
+            .push(" AND s.player_id < ")
+            .push_bind(after.player_id.clone())
+            .push("))");
+    }
+    query
+        .push(" ORDER BY s.spent_usd DESC, s.player_id DESC LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(pool).await
 }
 
 /// The UTC calendar month a budget counts in, as `YYYY-MM`.

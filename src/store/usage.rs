@@ -51,12 +51,20 @@ pub async fn insert(conn: &mut MySqlConnection, record: &NewUsageRecord) -> sqlx
     Ok(result.last_insert_id())
 }
 
-/// Which rows a report covers.
+/// Which rows a report covers: `from` inclusive, `to` exclusive.
+///
+/// Reports are plain SQL aggregates over indexes, no roll-up table: with a player,
+/// conversation or character, MySQL reads that key's rows of the range through
+/// `usage_by_player` / `usage_by_conversation` / `usage_by_character`
+/// (key, created_at); without one, every row of the range through `usage_by_time`.
+/// The cost is linear in the rows matched, and writes pay for no extra table.
 #[derive(Debug, Clone, Default)]
 pub struct UsageFilter {
     pub player_id: Option<String>,
     pub conversation_id: Option<String>,
+    pub character_id: Option<String>,
     pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
 }
 
 /// The column a breakdown groups by.
@@ -66,6 +74,7 @@ pub enum GroupBy {
     Model,
     Day,
     Player,
+    Character,
 }
 
 impl GroupBy {
@@ -76,6 +85,7 @@ impl GroupBy {
             Self::Model => "model",
             Self::Day => "DATE_FORMAT(created_at, '%Y-%m-%d')",
             Self::Player => "COALESCE(player_id, '')",
+            Self::Character => "COALESCE(character_id, '')",
         }
     }
 }
@@ -99,6 +109,7 @@ const SUMS: &str = "COUNT(*) AS calls,
 
 fn push_filter(query: &mut QueryBuilder<MySql>, filter: &UsageFilter) {
     query.push_bind(filter.from);
+    query.push(" AND created_at < ").push_bind(filter.to);
     if let Some(player_id) = &filter.player_id {
         query.push(" AND player_id = ").push_bind(player_id.clone());
     }
@@ -106,6 +117,11 @@ fn push_filter(query: &mut QueryBuilder<MySql>, filter: &UsageFilter) {
         query
             .push(" AND conversation_id = ")
             .push_bind(conversation_id.clone());
+    }
+    if let Some(character_id) = &filter.character_id {
+        query
+            .push(" AND character_id = ")
+            .push_bind(character_id.clone());
     }
 }
 
