@@ -9,6 +9,9 @@ WORKDIR /build
 
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Not built, but Cargo.toml names the test and bench targets and cargo checks they exist.
+COPY tests ./tests
+COPY benches ./benches
 # sqlx::migrate! embeds the migrations into the binary at compile time.
 COPY migrations ./migrations
 

@@ -14,8 +14,9 @@ pub fn init(format: LogFormat) {
             .with(
                 fmt::layer()
                     .json()
+                    // Every enclosing span, so a turn's lines carry the request's id.
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(true),
             )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
