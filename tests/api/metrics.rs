@@ -190,3 +190,54 @@ async fn metrics_describe_turns_llm_calls_and_the_queue_and_need_a_key() {
         &[("route", "unmatched"), ("status", "404")],
     );
 }
+
+#[test]
+fn the_dashboard_queries_only_metrics_the_service_exposes() {
+    use npc_dialogue::metrics as m;
+    let exposed = [
+        m::HTTP_REQUESTS,
+        m::HTTP_DURATION,
+        m::LLM_CALLS,
+        m::LLM_DURATION,
+        m::LLM_TOKENS,
+        m::LLM_COST,
+        m::LLM_UNPRICED,
+        m::LLM_RETRIES,
+        m::TURNS,
+        m::FALLBACKS,
+        m::REFUSALS,
+        m::CIRCUIT_STATE,
+        m::JOBS,
+        m::JOBS_OLDEST_PENDING_AGE,
+        m::DB_CONNECTIONS,
+    ];
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/observability/grafana/dashboards/npc-dialogue.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut used = std::collections::HashSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(name) = word.strip_prefix("npc_").map(|_| word) {
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|suffix| name.strip_suffix(suffix))
+                        .unwrap_or(name);
+                    assert!(
+                        exposed.contains(&base),
+                        "panel {:?} queries {name}, which the service does not expose",
+                        panel["title"]
+                    );
+                    used.insert(base.to_owned());
+                }
+            }
+        }
+    }
+    for name in exposed {
+        assert!(used.contains(name), "no panel shows {name}");
+    }
+}
