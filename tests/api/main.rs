@@ -20,6 +20,7 @@ mod errors;
 mod history;
 mod idempotency;
 mod inbox;
+mod logs;
 mod memory;
 mod metrics;
 mod openapi;

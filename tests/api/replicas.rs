@@ -99,7 +99,12 @@ impl Replica {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
