@@ -8,6 +8,7 @@ pub mod memory;
 pub mod middleware;
 pub mod ops;
 pub mod players;
+pub mod responses;
 pub mod stream;
 pub mod usage;
 
@@ -103,10 +104,12 @@ fn health_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, from the same definitions that route requests.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    let mut doc = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(api_routes())
         .merge(health_routes())
-        .into_openapi()
+        .into_openapi();
+    responses::add_common_responses(&mut doc);
+    doc
 }
 
 async fn route_not_found() -> ApiError {
@@ -158,6 +161,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     let (health, health_doc) = health_routes().split_for_parts();
     let mut doc = api_doc;
     doc.merge(health_doc);
+    responses::add_common_responses(&mut doc);
 
     let api = api
         .layer(from_fn_with_state(

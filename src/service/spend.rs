@@ -201,6 +201,11 @@ pub struct BudgetInput {
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BudgetQuery {
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub player_id: String,
 }
 
@@ -209,8 +214,10 @@ pub struct BudgetQuery {
 #[into_params(parameter_in = Query)]
 pub struct BudgetsQuery {
     /// `warning` (at or past the warning ratio, the default) or `over` (at or past the limit).
+    #[param(pattern = "^(warning|over)$")]
     pub status: Option<String>,
     /// Players per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,

@@ -195,10 +195,25 @@ impl UsageTracker {
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// Only this player's calls.
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub player_id: Option<String>,
     /// Only this conversation's calls.
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub conversation_id: Option<String>,
     /// Only calls made for this character.
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub character_id: Option<String>,
     /// Start of the range, inclusive: an RFC 3339 time (`2026-11-01T00:00:00Z`) or a UTC
     /// date (`2026-11-01`, from its midnight). Not together with `days`.
@@ -207,9 +222,11 @@ pub struct UsageQuery {
     /// whole day. Default: now.
     pub to: Option<String>,
     /// Shortcut for `from`: this many days before `to` (1–3660, default 30).
+    #[param(minimum = 1, maximum = 3660)]
     pub days: Option<u32>,
     /// Breakdown by `purpose`, `model`, `player`, `character` or `day` (UTC,
     /// `YYYY-MM-DD`, every day of the range, zeros included).
+    #[param(pattern = "^(purpose|model|day|player|character)$")]
     pub group_by: Option<String>,
 }
 
