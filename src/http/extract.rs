@@ -1,6 +1,7 @@
 //! Axum's extractors with their rejections turned into our JSON error body.
 
 use crate::error::ApiError;
+use axum::extract::Request;
 use axum::{
     extract::{
         FromRequest, FromRequestParts,
@@ -9,12 +10,33 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
 
-/// A JSON body; also our JSON response type.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body, which must be an object; also our JSON response type.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        // serde would read `[…]` into a struct field by field; every body here is an object.
+        if !value.is_object() {
+            return Err(ApiError::InvalidJson(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|error| ApiError::InvalidJson(format!("invalid body: {error}")))
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

@@ -23,6 +23,7 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Whether the game asked for `Accept: text/event-stream`.
 pub fn wants_event_stream(headers: &HeaderMap) -> bool {
@@ -61,7 +62,7 @@ pub async fn turn_events(
     let (events, receiver) = mpsc::unbounded_channel::<Event>();
     let _ = events.send(Event::default().event("typing").data("{}"));
     let (deltas, mut written) = mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
+    let forwarding = async move {
         let outcome = turn::take_turn(state, turn, key, Some(deltas));
         tokio::pin!(outcome);
         let result = loop {
@@ -96,7 +97,9 @@ pub async fn turn_events(
             Err(failure) => error(&failure),
         };
         let _ = events.send(last);
-    });
+    };
+    // In the request's span, so the turn's log lines carry its request id.
+    tokio::spawn(forwarding.instrument(tracing::Span::current()));
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()

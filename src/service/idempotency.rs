@@ -87,15 +87,17 @@ pub async fn begin(
     loop {
         let now = store::now();
         let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
-        let claim = store_keys::claim(
-            pool,
-            conversation_id,
-            key.as_str(),
-            request_hash,
-            &token,
-            now,
-            expires_at,
-        )
+        let claim = store::retry_lock_conflicts(|| {
+            store_keys::claim(
+                pool,
+                conversation_id,
+                key.as_str(),
+                request_hash,
+                &token,
+                now,
+                expires_at,
+            )
+        })
         .await?;
         match claim {
             Claim::Claimed => {
@@ -128,14 +130,16 @@ pub async fn begin(
 
 /// Frees a key whose turn failed. Best effort: an unfreed key expires by itself.
 pub async fn abandon(pool: &MySqlPool, claimed: &ClaimedKey) {
-    if let Err(error) = store_keys::abandon(
-        pool,
-        &claimed.conversation_id,
-        claimed.key.as_str(),
-        &claimed.token,
-    )
-    .await
-    {
+    let freed = store::retry_lock_conflicts(|| {
+        store_keys::abandon(
+            pool,
+            &claimed.conversation_id,
+            claimed.key.as_str(),
+            &claimed.token,
+        )
+    })
+    .await;
+    if let Err(error) = freed {
         tracing::warn!(%error, "could not free an idempotency key; it will expire");
     }
 }

@@ -32,11 +32,18 @@ pub async fn acquire(
     loop {
         let now = store::now();
         let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
-        if leases::try_acquire(pool, conversation_id, &holder, now, expires_at).await? {
-            return Ok(Lease {
-                conversation_id: conversation_id.to_owned(),
-                holder,
-            });
+        match leases::try_acquire(pool, conversation_id, &holder, now, expires_at).await {
+            Ok(true) => {
+                return Ok(Lease {
+                    conversation_id: conversation_id.to_owned(),
+                    holder,
+                });
+            }
+            Ok(false) => {}
+            // Waiters inserting the same key while the holder deletes it can deadlock in
+            // InnoDB; for a waiter that is just another "not yet".
+            Err(error) if store::is_lock_conflict(&error) => {}
+            Err(error) => return Err(error.into()),
         }
         if Instant::now() + pause > give_up {
             return Err(ApiError::Conflict {
@@ -56,7 +63,11 @@ pub async fn acquire(
 impl Lease {
     /// Best effort: a lease not released expires after `hold_for`.
     pub async fn release(self, pool: &MySqlPool) {
-        if let Err(error) = leases::release(pool, &self.conversation_id, &self.holder).await {
+        let released = store::retry_lock_conflicts(|| {
+            leases::release(pool, &self.conversation_id, &self.holder)
+        })
+        .await;
+        if let Err(error) = released {
             tracing::warn!(%error, "could not release a conversation lease; it will expire");
         }
     }

@@ -157,6 +157,7 @@ async fn a_players_own_limit_overrides_the_default_and_null_restores_it() {
     for bad in [
         json!({"monthly_limit_usd": -1}),
         json!({"monthly_limit_usd": "lots"}),
+        json!([null]),
     ] {
         let response = app
             .request(Method::PUT, "/players/p-1/budget")
