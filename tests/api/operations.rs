@@ -80,3 +80,43 @@ async fn graceful_shutdown_lets_an_in_flight_turn_finish() {
     assert_eq!(turn["reply"]["content"], "Closing time.");
     assert_eq!(app.stored_messages("c-1").await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_in_flight_turn_finish_then_refuses_new_connections() {
+    let app = TestApp::spawn_with(&[("JOB_WORKERS", "0")]).await;
+    app.create_mara("innkeeper_mara").await;
+    let replica = crate::replicas::Replica::start(&app, &[]).await;
+    let address = replica.address().to_owned();
+    app.provider.enqueue([MockReply::Delayed(
+        Duration::from_millis(1500),
+        Box::new(MockReply::text("Last orders.", 10, 2)),
+    )]);
+    let request = app
+        .client
+        .post(format!("{address}/conversations/c-1/messages"))
+        .json(&json!({"player_id": "p", "character_id": "innkeeper_mara", "content": "One more?"}));
+    let in_flight = tokio::spawn(request.send());
+    // The turn has reached the provider before the signal.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while app.provider.request_count() == 0 {
+        assert!(
+            Instant::now() < give_up,
+            "the turn never reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopping = tokio::spawn(replica.terminate());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = app.client.get(format!("{address}/healthz")).send().await;
+    assert!(
+        refused.is_err(),
+        "no new connections once stopping: {refused:?}"
+    );
+
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let turn: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(turn["reply"]["content"], "Last orders.");
+    assert!(stopping.await.unwrap().success(), "a clean exit");
+    assert_eq!(app.stored_messages("c-1").await.len(), 2);
+}

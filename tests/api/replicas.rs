@@ -122,6 +122,23 @@ impl Replica {
     }
 
     /// Kills the process; the log goes with it unless the test failed before this.
+    /// Sends SIGTERM, as an orchestrator stopping the replica would, and waits for the
+    /// process to exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the replica is running");
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(signalled.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the replica stops within 30 s")
+            .expect("waiting for the replica");
+        let _ = std::fs::remove_file(&self.log);
+        status
+    }
+
     pub async fn stop(mut self) {
         self.child.kill().await.expect("killing the replica");
         let _ = std::fs::remove_file(&self.log);
