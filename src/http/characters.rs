@@ -13,7 +13,7 @@ use axum::extract::State;
 
 /// Create or replace a character.
 #[utoipa::path(put, path = "/characters/{character_id}", tag = "characters",
-    params(("character_id" = String, Path, description = "Id chosen by the game, 1–64 characters")),
+    params(("character_id" = String, Path, description = "Id chosen by the game, 1–64 characters", min_length = 1, max_length = 64)),
     request_body = CharacterInput,
     responses(
         (status = 200, description = "The stored character", body = Character),
@@ -30,7 +30,7 @@ pub async fn put_character(
 
 /// Read one character.
 #[utoipa::path(get, path = "/characters/{character_id}", tag = "characters",
-    params(("character_id" = String, Path, description = "Character id")),
+    params(("character_id" = String, Path, description = "Character id", min_length = 1, max_length = 64)),
     responses(
         (status = 200, description = "The character", body = Character),
         (status = 404, description = "No such character", body = ErrorBody),

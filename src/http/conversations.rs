@@ -31,7 +31,7 @@ use axum::{
 /// a fallback line (`source: fallback`) and `fallback_reason` says why.
 #[utoipa::path(post, path = "/conversations/{conversation_id}/messages", tag = "conversations",
     params(
-        ("conversation_id" = String, Path, description = "Id chosen by the game; bound to one player and one character on first use"),
+        ("conversation_id" = String, Path, description = "Id chosen by the game; bound to one player and one character on first use", min_length = 1, max_length = 64),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat a request safely: the same key on the same conversation returns the first answer and changes nothing"),
     ),
     request_body = TurnInput,
@@ -88,7 +88,7 @@ const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-repl
 /// `before_seq` for the next, older page); with `after_seq`, forwards (pass
 /// `next_after_seq`). Inside a page messages are always oldest first.
 #[utoipa::path(get, path = "/conversations/{conversation_id}/messages", tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id"), HistoryQuery),
+    params(("conversation_id" = String, Path, description = "Conversation id", min_length = 1, max_length = 64), HistoryQuery),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, description = "Invalid query", body = ErrorBody),
@@ -122,7 +122,7 @@ pub async fn list_conversations(
 
 /// One conversation, as in the list.
 #[utoipa::path(get, path = "/conversations/{conversation_id}", tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(("conversation_id" = String, Path, description = "Conversation id", min_length = 1, max_length = 64)),
     responses(
         (status = 200, description = "The conversation", body = ConversationSummary),
         (status = 404, description = "Unknown conversation", body = ErrorBody),
@@ -139,7 +139,7 @@ pub async fn get_conversation(
 
 /// Move the player's read marker forward (never back; clamped to the last message).
 #[utoipa::path(post, path = "/conversations/{conversation_id}/read", tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(("conversation_id" = String, Path, description = "Conversation id", min_length = 1, max_length = 64)),
     request_body = ReadMarker,
     responses(
         (status = 200, description = "The conversation with its new unread count", body = ConversationSummary),

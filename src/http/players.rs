@@ -16,7 +16,7 @@ use axum::{extract::State, http::StatusCode};
 
 /// Set a player's monthly budget (`null`: back to `PLAYER_MONTHLY_BUDGET_USD`).
 #[utoipa::path(put, path = "/players/{player_id}/budget", tag = "usage",
-    params(("player_id" = String, Path, description = "Player id")),
+    params(("player_id" = String, Path, description = "Player id", min_length = 1, max_length = 64)),
     request_body = BudgetInput,
     responses(
         (status = 200, description = "The player's month under the new limit", body = BudgetView),
@@ -36,7 +36,7 @@ pub async fn put_budget(
 /// Right to be forgotten: erase a player's conversations, messages, summaries, memories,
 /// affinity and pending jobs. Usage rows keep their tokens and cost, unlinked.
 #[utoipa::path(delete, path = "/players/{player_id}", tag = "memory",
-    params(("player_id" = String, Path, description = "Player id")),
+    params(("player_id" = String, Path, description = "Player id", min_length = 1, max_length = 64)),
     responses(
         (status = 204, description = "Erased"),
         (status = 404, description = "No such player", body = ErrorBody),

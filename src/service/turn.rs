@@ -36,12 +36,16 @@ pub const MAX_CONTEXT_BYTES: usize = 4096;
 /// `POST /conversations/{id}/messages` body, as sent.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct TurnInput {
+    #[schema(min_length = 1, max_length = 64)]
     pub player_id: String,
+    #[schema(min_length = 1, max_length = 64)]
     pub character_id: String,
     /// What the player says, 1 to `MAX_MESSAGE_CHARS` characters.
+    #[schema(min_length = 1)]
     pub content: String,
     /// How the character feels about the player, -100..=100; stored as the latest value.
     #[serde(default)]
+    #[schema(minimum = -100, maximum = 100)]
     pub affinity: Option<i64>,
     /// Free-form facts from the game (location, time of day…) for this line only.
     #[serde(default)]
