@@ -26,7 +26,7 @@ use tower::ServiceBuilder;
 use tower_governor::{GovernorLayer, governor::GovernorConfigBuilder};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 use utoipa::{
     Modify, OpenApi,
@@ -173,19 +173,22 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     let request_layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
-                )
-            }),
+            TraceLayer::new_for_http()
+                // One line per request at info, in the request's span (with its id).
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .make_span_with(|request: &Request<Body>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id,
+                    )
+                }),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(from_fn(middleware::request_id_in_errors));
@@ -194,7 +197,13 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(api)
         .merge(health)
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        // The SPEC opens only the health endpoints; the document and its page need a key
+        // (a read-only one will do) like every other read.
+        .merge(
+            Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc)).layer(
+                from_fn_with_state(keys.clone(), middleware::require_api_key),
+            ),
+        )
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

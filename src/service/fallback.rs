@@ -29,6 +29,8 @@ impl FallbackReason {
 
 /// A character's own lines per affinity tier; an empty tier uses the built-in lines.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+// A misspelt tier would otherwise vanish without a word.
+#[serde(deny_unknown_fields)]
 pub struct FallbackLines {
     #[serde(default)]
     pub high: Vec<String>,

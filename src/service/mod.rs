@@ -35,10 +35,7 @@ impl Services {
     pub fn new(config: Arc<Config>, pool: MySqlPool) -> anyhow::Result<Self> {
         Ok(Self {
             llm: OpenAiClient::new(&config.llm)?,
-            usage: usage::UsageTracker::new(
-                config.prices.clone(),
-                config.global_daily_budget_usd.is_some(),
-            ),
+            usage: usage::UsageTracker::new(config.prices.clone()),
             circuits: circuit::CircuitBreakers::new(
                 config.llm.circuit_failures,
                 config.llm.circuit_cooldown,

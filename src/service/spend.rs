@@ -193,8 +193,17 @@ pub struct BudgetList {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct BudgetInput {
     /// USD per UTC calendar month; `null` returns to `PLAYER_MONTHLY_BUDGET_USD`.
-    #[schema(value_type = Option<f64>)]
-    pub monthly_limit_usd: Option<serde_json::Number>,
+    /// Required: a misspelt field must not silently reset a player's limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, required = true)]
+    pub monthly_limit_usd: Option<Option<serde_json::Number>>,
+}
+
+/// `Some(value)` when the field is there, even as `null`; a missing field stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<serde_json::Number>>, D::Error> {
+    Option::<serde_json::Number>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /usage/budget` query.
@@ -296,6 +305,11 @@ pub async fn set_budget(
 ) -> Result<BudgetView, ApiError> {
     let limit = input
         .monthly_limit_usd
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "monthly_limit_usd is required: a number, or null for the default".into(),
+            )
+        })?
         .map(|number| {
             let limit: Decimal = number
                 .to_string()

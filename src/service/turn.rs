@@ -116,11 +116,12 @@ pub struct TurnResponse {
     pub usage: CallCost,
 }
 
-fn conflict(conversation_id: &ConversationId, player_id: &str, character_id: &str) -> ApiError {
+/// The conversation is someone else's; which player's it is stays private.
+fn conflict(conversation_id: &ConversationId) -> ApiError {
     ApiError::Conflict {
         code: "conversation_conflict",
         message: format!(
-            "conversation {:?} belongs to player {player_id:?} and character {character_id:?}",
+            "conversation {:?} is bound to another player or character",
             conversation_id.as_str()
         ),
     }
@@ -223,11 +224,7 @@ async fn check_binding(
             if conversation.player_id != turn.player_id.as_str()
                 || conversation.character_id != turn.character_id.as_str() =>
         {
-            Err(conflict(
-                &turn.conversation_id,
-                &conversation.player_id,
-                &conversation.character_id,
-            ))
+            Err(conflict(&turn.conversation_id))
         }
         existing => Ok(existing),
     }
@@ -331,11 +328,7 @@ async fn store_turn(
     if conversation.player_id != turn.player_id.as_str()
         || conversation.character_id != turn.character_id.as_str()
     {
-        return Err(conflict(
-            &turn.conversation_id,
-            &conversation.player_id,
-            &conversation.character_id,
-        ));
+        return Err(conflict(&turn.conversation_id));
     }
     let player_message = messages::insert(
         &mut tx,

@@ -54,17 +54,14 @@ impl CallCost {
 #[derive(Debug)]
 pub struct UsageTracker {
     prices: PriceTable,
-    /// Keep the global per-day counter (only needed with `GLOBAL_DAILY_BUDGET_USD`).
-    count_daily: bool,
     /// Models already warned about, so an unpriced model logs once, not once per call.
     unpriced_warned: Mutex<HashSet<String>>,
 }
 
 impl UsageTracker {
-    pub fn new(prices: PriceTable, count_daily: bool) -> Self {
+    pub fn new(prices: PriceTable) -> Self {
         Self {
             prices,
-            count_daily,
             unpriced_warned: Mutex::new(HashSet::new()),
         }
     }
@@ -167,26 +164,34 @@ impl UsageTracker {
             http_status,
             created_at: crate::store::now(),
         };
+        crate::store::retry_lock_conflicts(|| Self::store(pool, &record, settle)).await?;
+        Ok(cost)
+    }
+
+    /// The usage row, the spend counters and the settlement, in one transaction.
+    async fn store(
+        pool: &MySqlPool,
+        record: &NewUsageRecord,
+        settle: Option<u64>,
+    ) -> anyhow::Result<()> {
         let mut tx = pool.begin().await.context("starting a usage record")?;
-        usage_store::insert(&mut tx, &record)
+        usage_store::insert(&mut tx, record)
             .await
             .context("recording LLM usage")?;
-        spend::add_spend(
-            &mut tx,
-            call.player_id,
-            cost.cost_usd,
-            record.created_at,
-            self.count_daily,
-        )
-        .await
-        .context("adding to the spend counters")?;
+        // Failed attempts cost nothing: no need to touch the (shared) counters.
+        if !record.cost_usd.is_zero() {
+            let player_id = record.player_id.as_deref().unwrap_or_default();
+            spend::add_spend(&mut tx, player_id, record.cost_usd, record.created_at)
+                .await
+                .context("adding to the spend counters")?;
+        }
         if let Some(reservation) = settle {
             spend::delete_reservation(&mut *tx, reservation)
                 .await
                 .context("settling a budget reservation")?;
         }
         tx.commit().await.context("committing a usage record")?;
-        Ok(cost)
+        Ok(())
     }
 }
 

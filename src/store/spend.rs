@@ -172,13 +172,14 @@ pub async fn delete_reservation<'c>(
     Ok(())
 }
 
-/// Adds settled spend to the player's month and, when kept, the global day.
+/// Adds settled spend to the player's month and to the global day. The day is counted
+/// whether or not `GLOBAL_DAILY_BUDGET_USD` is set, so a cap switched on mid-day (or on
+/// only some replicas) sees the whole day; the price is one small row update per call.
 pub async fn add_spend(
     conn: &mut MySqlConnection,
     player_id: &str,
     amount: Decimal,
     now: DateTime<Utc>,
-    count_daily: bool,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO player_monthly_spend (player_id, month, spent_usd, updated_at) VALUES (?, ?, ?, ?)
@@ -190,17 +191,15 @@ pub async fn add_spend(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    if count_daily {
-        sqlx::query(
-            "INSERT INTO daily_spend (day, spent_usd, updated_at) VALUES (?, ?, ?)
-             ON DUPLICATE KEY UPDATE spent_usd = spent_usd + VALUES(spent_usd), updated_at = VALUES(updated_at)",
-        )
-        .bind(now.date_naive())
-        .bind(amount)
-        .bind(now)
-        .execute(conn)
-        .await?;
-    }
+    sqlx::query(
+        "INSERT INTO daily_spend (day, spent_usd, updated_at) VALUES (?, ?, ?)
+         ON DUPLICATE KEY UPDATE spent_usd = spent_usd + VALUES(spent_usd), updated_at = VALUES(updated_at)",
+    )
+    .bind(now.date_naive())
+    .bind(amount)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

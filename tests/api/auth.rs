@@ -79,9 +79,26 @@ async fn keys_decide_who_may_read_and_who_may_write() {
     }
 
     app.api_key = None;
-    for path in ["/healthz", "/readyz", "/openapi.json"] {
+    for path in ["/healthz", "/readyz"] {
         let response = app.request(Method::GET, path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path} is open");
+    }
+    for path in ["/openapi.json", "/docs/", "/metrics"] {
+        let response = app.request(Method::GET, path).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} needs a key"
+        );
+    }
+    app.api_key = Some("dash-key".into());
+    for path in ["/openapi.json", "/docs/", "/metrics"] {
+        let response = app.request(Method::GET, path).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{path} with a read-only key"
+        );
     }
 }
 

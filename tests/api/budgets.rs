@@ -158,6 +158,8 @@ async fn a_players_own_limit_overrides_the_default_and_null_restores_it() {
         json!({"monthly_limit_usd": -1}),
         json!({"monthly_limit_usd": "lots"}),
         json!([null]),
+        json!({}),
+        json!({"monthly_limt_usd": 1}),
     ] {
         let response = app
             .request(Method::PUT, "/players/p-1/budget")

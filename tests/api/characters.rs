@@ -78,6 +78,17 @@ async fn invalid_characters_are_refused_and_not_stored() {
             "{body}"
         );
     }
+    let response = app
+        .put_character(
+            "mara",
+            json!({"name": "M", "persona": "x", "fallback_lines": {"extreme": ["x"]}}),
+        )
+        .await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_json".into()),
+        "an unknown tier"
+    );
     let response = app.put_character("mara", json!({"persona": "x"})).await;
     assert_eq!(
         error_code(response).await,
