@@ -15,6 +15,8 @@
 //! Set `BENCH_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`) for another server.
 //! The database `npc_bench_<uuid>` it creates is dropped at the end.
 
+#[path = "../tests/api/databases.rs"]
+mod databases;
 #[path = "../tests/api/mock_provider.rs"]
 #[allow(dead_code, reason = "the benchmark uses only part of the test mock")]
 mod mock_provider;
@@ -30,7 +32,7 @@ use npc_dialogue::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::{MySql, MySqlPool, QueryBuilder, migrate::MigrateDatabase};
+use sqlx::{MySql, MySqlPool, QueryBuilder};
 use std::{
     collections::HashMap,
     hint::black_box,
@@ -60,7 +62,7 @@ async fn main() {
     println!("# npc-dialogue memory benchmark\n");
     println!("database: {name} (dropped at the end)\n");
     let outcome = run(&url).await;
-    drop_database(&server, &name, &url).await;
+    drop_database(&name, &url).await;
     outcome.expect("benchmark");
     println!("\ntotal run time: {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -574,26 +576,8 @@ fn us(duration: Duration) -> String {
 }
 
 /// Kills what is still connected to the bench database, then drops it.
-async fn drop_database(server: &str, name: &str, url: &str) {
-    let dropped = async {
-        let pool = MySqlPool::connect(server).await?;
-        let sessions: Vec<u64> = sqlx::query_scalar(
-            "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
-        )
-        .bind(name)
-        .fetch_all(&pool)
-        .await?;
-        for session in sessions {
-            // The session may already be gone.
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {session}")))
-                .execute(&pool)
-                .await;
-        }
-        pool.close().await;
-        MySql::drop_database(url).await?;
-        anyhow::Ok(())
-    }
-    .await;
+async fn drop_database(name: &str, url: &str) {
+    let dropped = databases::drop_database(url).await;
     if let Err(error) = dropped {
         eprintln!("could not drop the bench database {name}: {error:#}");
     }

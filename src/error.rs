@@ -134,17 +134,24 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
+impl ApiError {
+    /// The JSON body the client sees. An internal error's cause is logged here and
+    /// replaced by a generic message.
+    pub fn body(&self) -> ErrorBody {
+        let message = match self {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "request failed");
                 "internal error".to_owned()
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(ErrorBody::new(self.code(), message))).into_response();
+        ErrorBody::new(self.code(), message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
         match self {
             Self::Internal(_) => {
                 response.extensions_mut().insert(InternalErrorMarker);

@@ -62,20 +62,23 @@ pub async fn post_message(
             ApiError::Validation("Idempotency-Key must be printable ASCII".into())
         })?)?),
     };
+    let character = turn::precheck(&state, &turn).await?;
     if stream::wants_event_stream(&headers) {
-        return Ok(stream::turn_events(state, turn, key).await?.into_response());
+        return Ok(stream::turn_events(state, turn, character, key).into_response());
     }
-    Ok(match turn::take_turn(state, turn, key, None).await? {
-        TurnOutcome::Fresh(response) => Json(*response).into_response(),
-        TurnOutcome::Replayed(stored) => (
-            [
-                (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true")),
-            ],
-            stored,
-        )
-            .into_response(),
-    })
+    Ok(
+        match turn::take_turn(state, turn, character, key, None).await? {
+            TurnOutcome::Fresh(response) => Json(*response).into_response(),
+            TurnOutcome::Replayed(stored) => (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true")),
+                ],
+                stored,
+            )
+                .into_response(),
+        },
+    )
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";

@@ -11,6 +11,7 @@ use super::AppState;
 use crate::{
     error::ApiError,
     service::{
+        characters::Character,
         idempotency::IdempotencyKey,
         turn::{self, Turn, TurnOutcome},
     },
@@ -40,30 +41,28 @@ fn delta(text: &str) -> Event {
         .data(json!({ "text": text }).to_string())
 }
 
+/// The error body a non-streamed turn would answer, as the stream's last event.
 fn error(error: &ApiError) -> Event {
-    if let ApiError::Internal(cause) = error {
-        tracing::error!(error = format!("{cause:#}"), "streamed turn failed");
-    }
-    let body = json!({"error": {"code": error.code(), "message": match error {
-        ApiError::Internal(_) => "internal error".to_owned(),
-        other => other.to_string(),
-    }}});
-    Event::default().event("error").data(body.to_string())
+    Event::default()
+        .event("error")
+        .json_data(error.body())
+        .unwrap_or_else(|_| Event::default().event("error").data("{}"))
 }
 
-/// Starts the turn and answers with its events. The turn runs on its own task: a game
-/// that hangs up mid-stream still gets its reply completed, stored and billed.
-pub async fn turn_events(
+/// Starts the turn (already through `turn::precheck`) and answers with its events. The
+/// turn runs on its own task: a game that hangs up mid-stream still gets its reply
+/// completed, stored and billed.
+pub fn turn_events(
     state: AppState,
     turn: Turn,
+    character: Character,
     key: Option<IdempotencyKey>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    turn::precheck(&state, &turn).await?;
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (events, receiver) = mpsc::unbounded_channel::<Event>();
     let _ = events.send(Event::default().event("typing").data("{}"));
     let (deltas, mut written) = mpsc::unbounded_channel::<String>();
     let forwarding = async move {
-        let outcome = turn::take_turn(state, turn, key, Some(deltas));
+        let outcome = turn::take_turn(state, turn, character, key, Some(deltas));
         tokio::pin!(outcome);
         let result = loop {
             tokio::select! {
@@ -106,5 +105,5 @@ pub async fn turn_events(
             .await
             .map(|event| (Ok::<_, Infallible>(event), receiver))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

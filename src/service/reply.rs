@@ -132,13 +132,16 @@ pub async fn compose(
         current: turn.content.as_str(),
     });
     let prompt_tokens = tokens::count_prompt(&prompt);
-    let status = spend::status(&services.pool, config, turn.player_id.as_str()).await?;
+    // The warning band only changes the plan when there is a cheaper model to switch
+    // to; otherwise the reservation below reads the month anyway.
+    let warning = match &config.llm.fallback_model {
+        Some(_) => spend::status(&services.pool, config, turn.player_id.as_str())
+            .await?
+            .warning(),
+        None => false,
+    };
     let primary = character.model.as_deref().unwrap_or(&config.llm.model);
-    let models = model_plan(
-        primary,
-        config.llm.fallback_model.as_deref(),
-        status.warning(),
-    );
+    let models = model_plan(primary, config.llm.fallback_model.as_deref(), warning);
 
     let deadline = Instant::now() + config.llm.deadline;
     let policy = RetryPolicy {

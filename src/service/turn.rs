@@ -65,6 +65,12 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// A conversation is bound to the player and character of its first turn.
+    fn may_use(&self, conversation: &ConversationRow) -> bool {
+        conversation.player_id == self.player_id.as_str()
+            && conversation.character_id == self.character_id.as_str()
+    }
+
     /// The request as parsed, in a fixed form: what an `Idempotency-Key` is bound to.
     fn canonical(&self) -> Vec<u8> {
         let value = json!({
@@ -143,9 +149,11 @@ pub enum TurnOutcome {
 
 /// Runs the turn on a task of its own, so that a game server hanging up mid-turn does
 /// not cut it between the provider call and the write: it is stored whole either way.
+/// `character` comes from `precheck`, which the caller runs first.
 pub async fn take_turn(
     services: Arc<Services>,
     turn: Turn,
+    character: Character,
     key: Option<IdempotencyKey>,
     deltas: Option<DeltaSink>,
 ) -> Result<TurnOutcome, ApiError> {
@@ -154,14 +162,15 @@ pub async fn take_turn(
         conversation_id = %turn.conversation_id,
         player_id = %turn.player_id
     );
-    tokio::spawn(async move { run(&services, turn, key, deltas.as_ref()).await }.instrument(span))
+    let task = async move { run(&services, turn, character, key, deltas.as_ref()).await };
+    tokio::spawn(task.instrument(span))
         .await
         .map_err(|error| ApiError::Internal(anyhow::anyhow!("the turn task failed: {error}")))?
 }
 
 /// The checks that can refuse a turn before any work: an unknown character (404), a
-/// conversation bound elsewhere (409). A streamed turn runs them before it starts
-/// streaming, so that these refusals keep their status codes.
+/// conversation bound elsewhere (409). Run before `take_turn`, so that a streamed turn
+/// answers these refusals with their status codes rather than inside the stream.
 pub async fn precheck(services: &Services, turn: &Turn) -> Result<Character, ApiError> {
     let character_row = character_store::get(&services.pool, turn.character_id.as_str())
         .await?
@@ -178,11 +187,11 @@ pub async fn precheck(services: &Services, turn: &Turn) -> Result<Character, Api
 async fn run(
     services: &Services,
     turn: Turn,
+    character: Character,
     key: Option<IdempotencyKey>,
     deltas: Option<&DeltaSink>,
 ) -> Result<TurnOutcome, ApiError> {
     let pool = &services.pool;
-    let character = precheck(services, &turn).await?;
 
     let claimed = match key {
         None => None,
@@ -220,12 +229,7 @@ async fn check_binding(
 ) -> Result<Option<ConversationRow>, ApiError> {
     let existing = conversations::get(&services.pool, turn.conversation_id.as_str()).await?;
     match existing {
-        Some(conversation)
-            if conversation.player_id != turn.player_id.as_str()
-                || conversation.character_id != turn.character_id.as_str() =>
-        {
-            Err(conflict(&turn.conversation_id))
-        }
+        Some(conversation) if !turn.may_use(&conversation) => Err(conflict(&turn.conversation_id)),
         existing => Ok(existing),
     }
 }
@@ -325,9 +329,7 @@ async fn store_turn(
     )
     .await?;
     // Another request may have bound the conversation since we first looked.
-    if conversation.player_id != turn.player_id.as_str()
-        || conversation.character_id != turn.character_id.as_str()
-    {
+    if !turn.may_use(&conversation) {
         return Err(conflict(&turn.conversation_id));
     }
     let player_message = messages::insert(

@@ -1,6 +1,6 @@
 //! The usage tracker: tokens → cost → a usage row for every call, and the reports over them.
 
-use super::pricing::PriceTable;
+use super::pricing::{ModelPrice, PriceTable};
 use crate::{
     domain::{CharacterId, ConversationId, PlayerId},
     error::ApiError,
@@ -66,25 +66,30 @@ impl UsageTracker {
         }
     }
 
-    /// Cost of a call; an unknown model costs 0 and is warned about once.
-    pub fn cost(&self, model: &str, prompt_tokens: u32, completion_tokens: u32) -> Decimal {
-        match self.prices.price(model) {
-            Some(price) => price.cost(prompt_tokens, completion_tokens),
-            None => {
-                let first_time = self
-                    .unpriced_warned
-                    .lock()
-                    .map(|mut warned| warned.insert(model.to_owned()))
-                    .unwrap_or(false);
-                if first_time {
-                    tracing::warn!(
-                        model,
-                        "no price known for this model; its calls are recorded at cost 0 (set MODEL_PRICES_FILE)"
-                    );
-                }
-                Decimal::ZERO
+    /// The model's price; an unknown model is warned about once.
+    fn price(&self, model: &str) -> Option<ModelPrice> {
+        let price = self.prices.price(model);
+        if price.is_none() {
+            let first_time = self
+                .unpriced_warned
+                .lock()
+                .map(|mut warned| warned.insert(model.to_owned()))
+                .unwrap_or(false);
+            if first_time {
+                tracing::warn!(
+                    model,
+                    "no price known for this model; its calls are recorded at cost 0 (set MODEL_PRICES_FILE)"
+                );
             }
         }
+        price
+    }
+
+    /// Cost of a call; an unknown model costs 0.
+    pub fn cost(&self, model: &str, prompt_tokens: u32, completion_tokens: u32) -> Decimal {
+        self.price(model)
+            .map(|price| price.cost(prompt_tokens, completion_tokens))
+            .unwrap_or_default()
     }
 
     /// Stores the usage row of one attempt and adds its cost to the spend counters, and
@@ -130,10 +135,14 @@ impl UsageTracker {
                 return Ok(CallCost::default());
             }
         };
+        let price = self.price(call.model);
+        if price.is_none() {
+            metrics::unpriced_call(call.model);
+        }
         let cost = CallCost {
             prompt_tokens: usage.0,
             completion_tokens: usage.1,
-            cost_usd: self.cost(call.model, usage.0, usage.1),
+            cost_usd: price.map(|p| p.cost(usage.0, usage.1)).unwrap_or_default(),
         };
         // Counted here, where every attempt of every purpose passes, rather than where
         // the row commits: a failed write must not hide what the provider was paid.
@@ -146,9 +155,6 @@ impl UsageTracker {
             cost.completion_tokens,
             cost.cost_usd,
         );
-        if self.prices.price(call.model).is_none() {
-            metrics::unpriced_call(call.model);
-        }
         let record = NewUsageRecord {
             player_id: Some(call.player_id.to_owned()),
             conversation_id: call.conversation_id.map(str::to_owned),

@@ -5,7 +5,7 @@ use crate::mock_provider::MockProvider;
 use npc_dialogue::{app::Application, config::Config};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{MySql, MySqlPool, migrate::MigrateDatabase};
+use sqlx::MySqlPool;
 use std::collections::HashMap;
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -38,24 +38,7 @@ impl Drop for TestDatabase {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(async {
-                let (server, name) = url.rsplit_once('/').expect("a database URL");
-                let pool = MySqlPool::connect(server).await?;
-                let sessions: Vec<i64> = sqlx::query_scalar(
-                    "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
-                )
-                .bind(name)
-                .fetch_all(&pool)
-                .await?;
-                for session in sessions {
-                    // The session may already be gone.
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {session}")))
-                        .execute(&pool)
-                        .await;
-                }
-                MySql::drop_database(&url).await?;
-                anyhow::Ok(())
-            })
+            runtime.block_on(crate::databases::drop_database(&url))
         })
         .join();
         if let Ok(Err(error)) = dropped {

@@ -7,6 +7,7 @@
     reason = "a test that cannot set itself up should fail loudly"
 )]
 
+mod databases;
 mod helpers;
 mod mock_provider;
 mod own_mariadb;
