@@ -26,8 +26,9 @@ use mock_provider::{MockProvider, MockReply};
 use npc_dialogue::{
     app::Application,
     config::Config,
-    llm::{ChatMessage, Role, tokens},
-    service::{memory, retrieval},
+    domain::{CharacterId, PlayerId},
+    llm::{ChatMessage, ChatRole, tokens},
+    service::memory::{recall, retrieval},
     store::facts::FactRow,
 };
 use serde_json::{Value, json};
@@ -266,11 +267,11 @@ async fn conversation_bench(
     })
 }
 
-fn role_of(role: &str) -> Role {
+fn role_of(role: &str) -> ChatRole {
     match role {
-        "system" => Role::System,
-        "assistant" => Role::Assistant,
-        _ => Role::User,
+        "system" => ChatRole::System,
+        "assistant" => ChatRole::Assistant,
+        _ => ChatRole::User,
     }
 }
 
@@ -438,14 +439,15 @@ async fn retrieval_bench(pool: &MySqlPool) -> anyhow::Result<Vec<Timing>> {
     for &count in &FACT_COUNTS {
         let player = format!("bench-facts-{count}");
         insert_facts(pool, &player, count).await?;
+        let (player_id, character_id) = (PlayerId::parse(&player)?, CharacterId::parse(CHARACTER)?);
         // Warm-up: connections, statement cache, buffer pool.
         for _ in 0..10 {
-            memory::recall(pool, &player, CHARACTER, QUERY, 5).await?;
+            recall::recall(pool, &player_id, &character_id, QUERY, 5).await?;
         }
         let mut samples = Vec::with_capacity(RECALL_ITERATIONS);
         for _ in 0..RECALL_ITERATIONS {
             let started = Instant::now();
-            let recalled = memory::recall(pool, &player, CHARACTER, QUERY, 5).await?;
+            let recalled = recall::recall(pool, &player_id, &character_id, QUERY, 5).await?;
             samples.push(started.elapsed());
             anyhow::ensure!(recalled.len() == 5.min(count), "recalled {recalled:?}");
         }
@@ -505,7 +507,7 @@ fn ranking_bench() -> Vec<Timing> {
 fn print_retrieval(recall: &[Timing], ranking: &[Timing]) {
     println!(
         "\n## 2. Fact retrieval for one player (limit 5; recall scores at most {} candidates)\n",
-        memory::RETRIEVAL_CANDIDATES
+        recall::RETRIEVAL_CANDIDATES
     );
     println!(
         "| facts stored | recall() median | recall() p95 | iterations | rank() alone median | rank() p95 | iterations |"

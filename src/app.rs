@@ -3,7 +3,7 @@
 use crate::{
     config::Config,
     http,
-    service::{Services, jobs},
+    service::{Services, memory::jobs},
     store,
 };
 use anyhow::Context;

@@ -3,7 +3,7 @@
 //! Every variable of the SPEC's configuration table is parsed here, so a typo in any of
 //! them stops start-up with a message that names the variable.
 
-use crate::service::pricing::PriceTable;
+use crate::domain::{Usd, prices::PriceTable};
 use rust_decimal::Decimal;
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
@@ -40,8 +40,8 @@ pub struct Config {
     pub llm: LlmConfig,
     pub embedding_model: Option<String>,
     pub player_llm_calls_per_hour: u32,
-    pub player_monthly_budget_usd: Decimal,
-    pub global_daily_budget_usd: Option<Decimal>,
+    pub player_monthly_budget_usd: Usd,
+    pub global_daily_budget_usd: Option<Usd>,
     pub budget_warning_ratio: Decimal,
     pub context_recent_messages: u32,
     pub summary_batch: u32,
@@ -262,11 +262,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         Ok(Duration::from_millis(value))
     }
 
-    fn money(
-        &self,
-        name: &'static str,
-        default: Option<&str>,
-    ) -> Result<Option<Decimal>, ConfigError> {
+    fn money(&self, name: &'static str, default: Option<&str>) -> Result<Option<Usd>, ConfigError> {
         let Some(raw) = self.optional(name).or(default.map(str::to_owned)) else {
             return Ok(None);
         };
@@ -280,7 +276,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
                 reason: "must not be negative".into(),
             });
         }
-        Ok(Some(value))
+        Ok(Some(Usd::new(value)))
     }
 
     fn keys(&self, name: &str) -> Vec<Secret> {
@@ -326,7 +322,10 @@ mod tests {
         assert_eq!(config.llm.circuit_cooldown, Duration::from_millis(30_000));
         assert_eq!(config.llm.turn_queue_wait, Duration::from_millis(10_000));
         assert_eq!(config.player_llm_calls_per_hour, 60);
-        assert_eq!(config.player_monthly_budget_usd, Decimal::new(500, 2));
+        assert_eq!(
+            config.player_monthly_budget_usd,
+            Usd::new(Decimal::new(500, 2))
+        );
         assert_eq!(config.global_daily_budget_usd, None);
         assert_eq!(config.budget_warning_ratio, Decimal::new(8, 1));
         assert_eq!(config.context_recent_messages, 10);

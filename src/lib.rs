@@ -3,9 +3,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod error;
 pub mod http;
 pub mod llm;
 pub mod metrics;

@@ -9,10 +9,10 @@
 //! Labels only ever take values from small sets (routes as declared, purposes, models
 //! from configuration and characters, outcomes, reasons): never ids, keys or text.
 
-use crate::service::circuit::CircuitState;
+use crate::domain::Usd;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use rust_decimal::{Decimal, prelude::ToPrimitive};
+use rust_decimal::prelude::ToPrimitive;
 use std::{
     sync::OnceLock,
     time::{Duration, Instant},
@@ -211,7 +211,7 @@ pub fn llm_call(
     latency: Duration,
     prompt_tokens: u32,
     completion_tokens: u32,
-    cost_usd: Decimal,
+    cost_usd: Usd,
 ) {
     let purpose = purpose.to_owned();
     let model = model.to_owned();
@@ -228,10 +228,7 @@ pub fn llm_call(
                 .increment(u64::from(tokens));
         }
     }
-    let micro_usd = (cost_usd * Decimal::from(1_000_000))
-        .round()
-        .to_u64()
-        .unwrap_or(0);
+    let micro_usd = cost_usd.micros().round().to_u64().unwrap_or(0);
     // Registered even at 0, so the series exists from the first call of a model.
     counter!(LLM_COST, "purpose" => purpose, "model" => model).increment(micro_usd);
 }
@@ -260,6 +257,14 @@ pub fn refusal(kind: &str) {
 /// A turn answered, by `source` (`llm` or `fallback`).
 pub fn turn(source: &str) {
     counter!(TURNS, "source" => source.to_owned()).increment(1);
+}
+
+/// A circuit breaker's state, as the `npc_circuit_state` gauge shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    Open,
+    HalfOpen,
 }
 
 /// A circuit breaker changed state (or was first seen).

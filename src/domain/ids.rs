@@ -31,7 +31,14 @@ fn parse_id(kind: &str, raw: &str) -> Result<String, ParseError> {
 macro_rules! game_id {
     ($name:ident, $kind:literal) => {
         #[doc = concat!("A ", $kind, " as chosen by the game: 1 to 64 characters, no control characters.")]
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        ///
+        /// Read back from the database or a stored answer without checks: only parsed
+        /// ids are ever written.
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type,
+        )]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
         pub struct $name(String);
 
         impl $name {
@@ -41,6 +48,10 @@ macro_rules! game_id {
 
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
             }
         }
 

@@ -2,10 +2,15 @@
 
 mod affinity;
 mod ids;
+mod message;
+mod money;
+pub mod prices;
 mod text;
 
 pub use affinity::{Affinity, AffinityTier};
 pub use ids::{CharacterId, ConversationId, PlayerId};
+pub use message::{FallbackReason, Role, Source};
+pub use money::{MONEY_SCALE, Usd};
 pub use text::MessageText;
 
 /// Why a value from the outside was refused; becomes a 400 `validation_failed`.

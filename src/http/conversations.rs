@@ -1,27 +1,136 @@
-//! `/conversations`: a player's turn and the history.
+//! `/conversations`: a player's turn, the history, the inbox and read markers. The wire
+//! types of these routes live here, beside their handlers.
 
 use super::{
     AppState,
+    error::{ApiError, ErrorBody},
     extract::{Json, Path, Query},
     stream,
 };
 use crate::{
-    domain::ConversationId,
-    error::{ApiError, ErrorBody},
+    domain::{Affinity, CharacterId, ConversationId, FallbackReason, MessageText, PlayerId},
     service::{
-        conversations::{
-            self, ConversationList, ConversationSummary, HistoryQuery, ListQuery, MessagePage,
-            ReadMarker,
+        conversations::{self, HistoryPage, ListCursor},
+        money::Spent,
+        turn::{
+            self, exchange::Exchange, exchange::TurnOutcome, idempotency::IdempotencyKey,
+            input::Turn,
         },
-        idempotency::IdempotencyKey,
-        turn::{self, Turn, TurnInput, TurnOutcome, TurnResponse},
     },
 };
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderName, HeaderValue, header::CONTENT_TYPE},
+    http::{HeaderMap, HeaderName, HeaderValue},
     response::{IntoResponse, Response},
 };
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A stored message, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Message {
+    pub id: u64,
+    /// 1, 2, 3… per conversation, gapless.
+    pub seq: u32,
+    /// `player` or `character`.
+    #[schema(value_type = String)]
+    pub role: crate::domain::Role,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    /// For character messages: `llm` or `fallback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub source: Option<crate::domain::Source>,
+}
+
+impl From<conversations::Message> for Message {
+    fn from(message: conversations::Message) -> Self {
+        Self {
+            id: message.id,
+            seq: message.seq,
+            role: message.role,
+            content: message.content,
+            created_at: message.created_at,
+            source: message.source,
+        }
+    }
+}
+
+/// `POST /conversations/{id}/messages` body, as sent.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct TurnInput {
+    #[schema(min_length = 1, max_length = 64)]
+    pub player_id: String,
+    #[schema(min_length = 1, max_length = 64)]
+    pub character_id: String,
+    /// What the player says, 1 to `MAX_MESSAGE_CHARS` characters.
+    #[schema(min_length = 1)]
+    pub content: String,
+    /// How the character feels about the player, -100..=100; stored as the latest value.
+    #[serde(default)]
+    #[schema(minimum = -100, maximum = 100)]
+    pub affinity: Option<i64>,
+    /// Free-form facts from the game (location, time of day…) for this line only.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Map<String, Value>>,
+}
+
+/// What a call cost, as the turn reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CallCost {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    #[schema(value_type = f64)]
+    pub cost_usd: crate::domain::Usd,
+}
+
+impl From<Spent> for CallCost {
+    fn from(spent: Spent) -> Self {
+        Self {
+            prompt_tokens: spent.prompt_tokens,
+            completion_tokens: spent.completion_tokens,
+            cost_usd: spent.cost_usd,
+        }
+    }
+}
+
+/// The answer to a turn.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TurnResponse {
+    pub conversation_id: String,
+    pub player_message: Message,
+    pub reply: Message,
+    /// `llm` or `fallback`.
+    pub source: String,
+    pub fallback_reason: Option<FallbackReason>,
+    pub usage: CallCost,
+}
+
+impl From<Exchange> for TurnResponse {
+    fn from(exchange: Exchange) -> Self {
+        Self {
+            source: exchange.source().as_str().to_owned(),
+            conversation_id: exchange.conversation_id.into_string(),
+            player_message: exchange.player_message.into(),
+            reply: exchange.reply.into(),
+            fallback_reason: exchange.fallback_reason,
+            usage: exchange.usage.into(),
+        }
+    }
+}
+
+fn parse_turn(conversation_id: &str, input: TurnInput, max_chars: usize) -> Result<Turn, ApiError> {
+    Ok(Turn::new(
+        ConversationId::parse(conversation_id)?,
+        PlayerId::parse(&input.player_id)?,
+        CharacterId::parse(&input.character_id)?,
+        MessageText::parse(&input.content, max_chars)?,
+        input.affinity.map(Affinity::parse).transpose()?,
+        input.context,
+    )?)
+}
 
 /// A player's turn: what the player says, and the character's reply.
 ///
@@ -54,8 +163,7 @@ pub async fn post_message(
     headers: HeaderMap,
     Json(input): Json<TurnInput>,
 ) -> Result<Response, ApiError> {
-    let conversation_id = ConversationId::parse(&conversation_id)?;
-    let turn = Turn::parse(conversation_id, input, state.config.max_message_chars)?;
+    let turn = parse_turn(&conversation_id, input, state.config.max_message_chars)?;
     let key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {
@@ -66,24 +174,129 @@ pub async fn post_message(
     if stream::wants_event_stream(&headers) {
         return Ok(stream::turn_events(state, turn, character, key).into_response());
     }
-    Ok(
-        match turn::take_turn(state, turn, character, key, None).await? {
-            TurnOutcome::Fresh(response) => Json(*response).into_response(),
-            TurnOutcome::Replayed(stored) => (
-                [
-                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                    (IDEMPOTENT_REPLAYED, HeaderValue::from_static("true")),
-                ],
-                stored,
-            )
-                .into_response(),
-        },
-    )
+    Ok(match turn::take_turn(state, turn, character, key).await? {
+        TurnOutcome::Fresh(exchange) => Json(TurnResponse::from(*exchange)).into_response(),
+        TurnOutcome::Replayed(exchange) => (
+            [(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))],
+            Json(TurnResponse::from(*exchange)),
+        )
+            .into_response(),
+    })
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Tells the game that a stored answer was replayed rather than a new turn taken.
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// `GET /conversations/{id}/messages` query string.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// Backwards: messages with a smaller `seq` (pass the previous page's `next_before_seq`).
+    pub before_seq: Option<u32>,
+    /// Forwards: messages with a greater `seq` (pass the previous page's `next_after_seq`;
+    /// 0 starts at the beginning). Not together with `before_seq`.
+    pub after_seq: Option<u32>,
+}
+
+/// Without `after_seq`, pages run from the newest backwards; with it, from `after_seq`
+/// forwards. Inside a page, messages are always oldest first (chat order).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Paging backwards: where the next (older) page starts, or null at seq 1.
+    pub next_before_seq: Option<u32>,
+    /// Paging forwards: where the next (newer) page starts, or null at the newest message.
+    pub next_after_seq: Option<u32>,
+}
+
+/// A page size within `1..=max`, `default` when not given.
+pub fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::Validation(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    Ok(limit)
+}
+
+impl HistoryQuery {
+    fn page(&self) -> Result<HistoryPage, ApiError> {
+        match (self.before_seq, self.after_seq) {
+            (Some(0), _) => Err(ApiError::Validation("before_seq must be at least 1".into())),
+            (Some(_), Some(_)) => Err(ApiError::Validation(
+                "before_seq and after_seq page in opposite directions: give one".into(),
+            )),
+            (before_seq, None) => Ok(HistoryPage::Backwards { before_seq }),
+            (None, Some(after_seq)) => Ok(HistoryPage::Forwards { after_seq }),
+        }
+    }
+}
+
+/// A conversation in a player's list.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub player_id: String,
+    pub character_id: String,
+    pub message_count: u32,
+    /// The character's messages after the player's read marker.
+    pub unread_count: u32,
+    /// The player has read up to this seq (`POST /conversations/{id}/read`).
+    pub read_seq: u32,
+    pub last_message: Option<Message>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<conversations::ConversationSummary> for ConversationSummary {
+    fn from(summary: conversations::ConversationSummary) -> Self {
+        Self {
+            id: summary.id.into_string(),
+            player_id: summary.player_id.into_string(),
+            character_id: summary.character_id.into_string(),
+            message_count: summary.message_count,
+            unread_count: summary.unread_count,
+            read_seq: summary.read_seq,
+            last_message: summary.last_message.map(Message::from),
+            created_at: summary.created_at,
+            updated_at: summary.updated_at,
+        }
+    }
+}
+
+/// `GET /conversations` query.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Whose conversations (required).
+    pub player_id: String,
+    /// Only those with this character.
+    pub character_id: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Newest (most recently updated) first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /conversations/{id}/read` body.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct ReadMarker {
+    /// The player has read everything up to this seq. Never moves the marker back; a seq
+    /// past the last message is clamped to it.
+    pub up_to_seq: u32,
+}
 
 /// A conversation's history, one page at a time.
 ///
@@ -103,9 +316,17 @@ pub async fn list_messages(
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
     let conversation_id = ConversationId::parse(&conversation_id)?;
-    Ok(Json(
-        conversations::history(&state.pool, &conversation_id, query).await?,
-    ))
+    let limit = page_size(
+        query.limit,
+        conversations::DEFAULT_PAGE,
+        conversations::MAX_PAGE,
+    )?;
+    let page = conversations::history(&state, &conversation_id, query.page()?, limit).await?;
+    Ok(Json(MessagePage {
+        messages: page.messages.into_iter().map(Message::from).collect(),
+        next_before_seq: page.next_before_seq,
+        next_after_seq: page.next_after_seq,
+    }))
 }
 
 /// A player's conversations, most recently updated first, with counts, unread count
@@ -120,7 +341,38 @@ pub async fn list_conversations(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<ConversationList>, ApiError> {
-    Ok(Json(conversations::list(&state.pool, query).await?))
+    let player_id = PlayerId::parse(&query.player_id)?;
+    let character_id = query
+        .character_id
+        .as_deref()
+        .map(CharacterId::parse)
+        .transpose()?;
+    let limit = page_size(
+        query.limit,
+        conversations::DEFAULT_LIST_PAGE,
+        conversations::MAX_LIST_PAGE,
+    )?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(ListCursor::decode)
+        .transpose()?;
+    let list = conversations::list(
+        &state,
+        &player_id,
+        character_id.as_ref(),
+        limit,
+        after.as_ref(),
+    )
+    .await?;
+    Ok(Json(ConversationList {
+        conversations: list
+            .conversations
+            .into_iter()
+            .map(ConversationSummary::from)
+            .collect(),
+        next_cursor: list.next.as_ref().map(ListCursor::encode),
+    }))
 }
 
 /// One conversation, as in the list.
@@ -136,7 +388,9 @@ pub async fn get_conversation(
 ) -> Result<Json<ConversationSummary>, ApiError> {
     let conversation_id = ConversationId::parse(&conversation_id)?;
     Ok(Json(
-        conversations::summary(&state.pool, &conversation_id).await?,
+        conversations::summary(&state, &conversation_id)
+            .await?
+            .into(),
     ))
 }
 
@@ -156,6 +410,8 @@ pub async fn mark_read(
 ) -> Result<Json<ConversationSummary>, ApiError> {
     let conversation_id = ConversationId::parse(&conversation_id)?;
     Ok(Json(
-        conversations::mark_read(&state.pool, &conversation_id, marker).await?,
+        conversations::mark_read(&state, &conversation_id, marker.up_to_seq)
+            .await?
+            .into(),
     ))
 }

@@ -1,6 +1,6 @@
 //! Axum's extractors with their rejections turned into our JSON error body.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use axum::extract::Request;
 use axum::{
     extract::{

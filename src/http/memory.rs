@@ -2,13 +2,51 @@
 
 use super::{
     AppState,
+    conversations::page_size,
+    error::{ApiError, ErrorBody},
     extract::{Json, Path, Query},
 };
 use crate::{
-    error::{ApiError, ErrorBody},
-    service::memory::{self, FactList, MemoryQuery},
+    domain::{CharacterId, PlayerId},
+    service::memory::{facts, recall},
 };
 use axum::{extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `GET /memory` query.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemoryQuery {
+    pub character_id: String,
+    pub player_id: String,
+    /// Rank by relevance to this text (lexical), as a prompt would.
+    pub query: Option<String>,
+    /// At most this many facts (1–500, default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Fact {
+    pub id: u64,
+    pub text: String,
+    /// 1–10.
+    pub importance: u8,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When it last went into a prompt.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The conversation it was learned in.
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FactList {
+    /// Best first: by importance and recency, and relevance when `query` is given.
+    pub facts: Vec<Fact>,
+}
+
+const DEFAULT_FACTS: u32 = 50;
 
 /// What a character remembers about a player, best first.
 #[utoipa::path(get, path = "/memory", tag = "memory",
@@ -21,7 +59,31 @@ pub async fn list_memory(
     State(state): State<AppState>,
     Query(query): Query<MemoryQuery>,
 ) -> Result<Json<FactList>, ApiError> {
-    Ok(Json(memory::list(&state.pool, query).await?))
+    let player_id = PlayerId::parse(&query.player_id)?;
+    let character_id = CharacterId::parse(&query.character_id)?;
+    let limit = page_size(query.limit, DEFAULT_FACTS, recall::RETRIEVAL_CANDIDATES)?;
+    let facts = recall::list(
+        &state,
+        &player_id,
+        &character_id,
+        query.query.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(FactList {
+        facts: facts
+            .into_iter()
+            .map(|fact| Fact {
+                id: fact.id,
+                text: fact.text,
+                importance: fact.importance,
+                created_at: fact.created_at,
+                updated_at: fact.updated_at,
+                last_used_at: fact.last_used_at,
+                conversation_id: fact.conversation_id,
+            })
+            .collect(),
+    }))
 }
 
 /// Forget one fact.
@@ -35,6 +97,6 @@ pub async fn delete_fact(
     State(state): State<AppState>,
     Path(fact_id): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
-    memory::forget(&state.pool, fact_id).await?;
+    facts::forget(&state, fact_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

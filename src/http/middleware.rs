@@ -1,9 +1,7 @@
 //! Cross-cutting layers: API keys, the HTTP rate limit's key, request ids in 500s.
 
-use crate::{
-    config::Secret,
-    error::{ApiError, ErrorBody, InternalErrorMarker},
-};
+use super::error::{ApiError, ErrorBody, InternalErrorMarker};
+use crate::config::Secret;
 use axum::{
     Json,
     extract::{ConnectInfo, Request, State},

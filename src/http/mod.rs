@@ -3,6 +3,7 @@
 
 pub mod characters;
 pub mod conversations;
+pub mod error;
 pub mod extract;
 pub mod memory;
 pub mod middleware;
@@ -12,7 +13,7 @@ pub mod responses;
 pub mod stream;
 pub mod usage;
 
-use crate::{config::Config, error::ApiError, service::Services};
+use crate::{config::Config, service::Services};
 use axum::{
     Router,
     body::Body,
@@ -20,6 +21,7 @@ use axum::{
     http::Request,
     middleware::{from_fn, from_fn_with_state},
 };
+use error::ApiError;
 use middleware::{ApiKeyOrAddress, ApiKeys};
 use std::{sync::Arc, time::Duration};
 use tower::ServiceBuilder;

@@ -1,7 +1,7 @@
 //! Health endpoints, open to probes without a key, and `/metrics`, behind one.
 
 use super::{AppState, extract::Json};
-use crate::{error::ApiError, store};
+use crate::{http::error::ApiError, store};
 use axum::{
     extract::State,
     http::header::CONTENT_TYPE,
@@ -25,7 +25,7 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Database unreachable", body = crate::error::ErrorBody),
+        (status = 503, description = "Database unreachable", body = crate::http::error::ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     if store::ping(&state.pool).await {
@@ -41,8 +41,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     responses(
         (status = 200, description = "Prometheus text exposition format",
             content_type = "text/plain; version=0.0.4", body = String),
-        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
-        (status = 503, description = "Metrics are not available in this process", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Metrics are not available in this process", body = crate::http::error::ErrorBody),
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(handle) = crate::metrics::handle() else {
@@ -67,7 +67,7 @@ async fn sample_shared_state(state: &AppState) {
     .await;
     match stats {
         Ok(Ok(rows)) => {
-            let now = store::now();
+            let now = crate::clock::now();
             let mut sample = crate::metrics::QueueSample::default();
             for (status, count, oldest) in rows {
                 match status.as_str() {

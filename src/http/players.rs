@@ -1,18 +1,34 @@
-//! `/players`: per-player settings.
+//! `/players`: per-player settings, and the right to be forgotten.
 
 use super::{
     AppState,
+    error::{ApiError, ErrorBody},
     extract::{Json, Path},
+    usage::BudgetView,
 };
 use crate::{
     domain::PlayerId,
-    error::{ApiError, ErrorBody},
-    service::{
-        memory,
-        spend::{self, BudgetInput, BudgetView},
-    },
+    service::{memory::erasure, money::budgets},
 };
 use axum::{extract::State, http::StatusCode};
+use serde::Deserialize;
+
+/// `PUT /players/{player_id}/budget` body.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct BudgetInput {
+    /// USD per UTC calendar month; `null` returns to `PLAYER_MONTHLY_BUDGET_USD`.
+    /// Required: a misspelt field must not silently reset a player's limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, required = true)]
+    pub monthly_limit_usd: Option<Option<serde_json::Number>>,
+}
+
+/// `Some(value)` when the field is there, even as `null`; a missing field stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<serde_json::Number>>, D::Error> {
+    Option::<serde_json::Number>::deserialize(deserializer).map(Some)
+}
 
 /// Set a player's monthly budget (`null`: back to `PLAYER_MONTHLY_BUDGET_USD`).
 #[utoipa::path(put, path = "/players/{player_id}/budget", tag = "usage",
@@ -28,8 +44,17 @@ pub async fn put_budget(
     Json(input): Json<BudgetInput>,
 ) -> Result<Json<BudgetView>, ApiError> {
     let player_id = PlayerId::parse(&player_id)?;
+    let limit = input
+        .monthly_limit_usd
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "monthly_limit_usd is required: a number, or null for the default".into(),
+            )
+        })?
+        .map(|number| budgets::parse_limit(&number.to_string()))
+        .transpose()?;
     Ok(Json(
-        spend::set_budget(&state.pool, &state.config, &player_id, input).await?,
+        budgets::set_limit(&state, &player_id, limit).await?.into(),
     ))
 }
 
@@ -46,6 +71,6 @@ pub async fn erase_player(
     Path(player_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let player_id = PlayerId::parse(&player_id)?;
-    memory::erase_player(&state.pool, &player_id).await?;
+    erasure::erase_player(&state, &player_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,24 +7,18 @@
 //! known before (unknown character, conversation bound elsewhere, bad input) are plain
 //! HTTP errors instead.
 
-use super::AppState;
-use crate::{
-    error::ApiError,
-    service::{
-        characters::Character,
-        idempotency::IdempotencyKey,
-        turn::{self, Turn, TurnOutcome},
-    },
+use super::{AppState, conversations::TurnResponse, error::ApiError};
+use crate::service::{
+    characters::Character,
+    turn::{self, TurnEvent, exchange::TurnOutcome, idempotency::IdempotencyKey, input::Turn},
 };
 use axum::{
     http::{HeaderMap, header::ACCEPT},
     response::sse::{Event, KeepAlive, Sse},
 };
-use futures_util::Stream;
-use serde_json::{Value, json};
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
 use std::convert::Infallible;
-use tokio::sync::mpsc;
-use tracing::Instrument;
 
 /// Whether the game asked for `Accept: text/event-stream`.
 pub fn wants_event_stream(headers: &HeaderMap) -> bool {
@@ -49,6 +43,31 @@ fn error(error: &ApiError) -> Event {
         .unwrap_or_else(|_| Event::default().event("error").data("{}"))
 }
 
+fn done(response: TurnResponse) -> Event {
+    Event::default()
+        .event("done")
+        .json_data(response)
+        .unwrap_or_else(|cause| {
+            error(&ApiError::Internal(anyhow::anyhow!(
+                "encoding the turn: {cause}"
+            )))
+        })
+}
+
+/// A turn's event as the game sees it. A replayed turn sends its stored reply as one
+/// delta before `done`, as a canned line does.
+fn events_of(event: TurnEvent) -> Vec<Event> {
+    match event {
+        TurnEvent::Delta(text) => vec![delta(&text)],
+        TurnEvent::Finished(Ok(TurnOutcome::Fresh(exchange))) => vec![done((*exchange).into())],
+        TurnEvent::Finished(Ok(TurnOutcome::Replayed(exchange))) => {
+            let response = TurnResponse::from(*exchange);
+            vec![delta(&response.reply.content), done(response)]
+        }
+        TurnEvent::Finished(Err(failure)) => vec![error(&ApiError::from(failure))],
+    }
+}
+
 /// Starts the turn (already through `turn::precheck`) and answers with its events. The
 /// turn runs on its own task: a game that hangs up mid-stream still gets its reply
 /// completed, stored and billed.
@@ -58,52 +77,20 @@ pub fn turn_events(
     character: Character,
     key: Option<IdempotencyKey>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let (events, receiver) = mpsc::unbounded_channel::<Event>();
-    let _ = events.send(Event::default().event("typing").data("{}"));
-    let (deltas, mut written) = mpsc::unbounded_channel::<String>();
-    let forwarding = async move {
-        let outcome = turn::take_turn(state, turn, character, key, Some(deltas));
-        tokio::pin!(outcome);
-        let result = loop {
-            tokio::select! {
-                Some(text) = written.recv() => {
-                    let _ = events.send(delta(&text));
-                }
-                result = &mut outcome => break result,
-            }
-        };
-        // The turn is over, so its sender is gone: what is left is all there is.
-        while let Ok(text) = written.try_recv() {
-            let _ = events.send(delta(&text));
-        }
-        let last = match result {
-            Ok(TurnOutcome::Fresh(response)) => {
-                match Event::default().event("done").json_data(&*response) {
-                    Ok(event) => event,
-                    Err(cause) => error(&ApiError::Internal(anyhow::anyhow!(
-                        "encoding the turn: {cause}"
-                    ))),
-                }
-            }
-            Ok(TurnOutcome::Replayed(stored)) => {
-                let reply = serde_json::from_str::<Value>(&stored)
-                    .ok()
-                    .and_then(|value| value["reply"]["content"].as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                let _ = events.send(delta(&reply));
-                Event::default().event("done").data(stored)
-            }
-            Err(failure) => error(&failure),
-        };
-        let _ = events.send(last);
-    };
-    // In the request's span, so the turn's log lines carry its request id.
-    tokio::spawn(forwarding.instrument(tracing::Span::current()));
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|event| (Ok::<_, Infallible>(event), receiver))
-    });
+    let typing = Event::default().event("typing").data("{}");
+    let events = tokio_stream_of(turn::stream_turn(state, turn, character, key))
+        .flat_map(|event| futures_util::stream::iter(events_of(event)));
+    let stream = futures_util::stream::once(async move { typing })
+        .chain(events)
+        .map(Ok::<_, Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The receiver as a stream, ending when the turn's task drops its sender.
+fn tokio_stream_of<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
 }

@@ -42,7 +42,7 @@ pub fn count_prompt(messages: &[ChatMessage]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Role;
+    use crate::llm::ChatRole;
 
     #[test]
     fn counts_tokens_with_the_o200k_encoding() {
@@ -53,8 +53,8 @@ mod tests {
     #[test]
     fn prompt_estimate_adds_the_chat_overhead() {
         let messages = vec![
-            ChatMessage::new(Role::System, "hello world"),
-            ChatMessage::new(Role::User, "hello world"),
+            ChatMessage::new(ChatRole::System, "hello world"),
+            ChatMessage::new(ChatRole::User, "hello world"),
         ];
         assert_eq!(count_prompt(&messages), 2 + 2 + 2 * 4 + 3);
     }

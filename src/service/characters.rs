@@ -1,15 +1,12 @@
 //! Characters: create or replace, read, list.
 
-use super::fallback::FallbackLines;
+use super::{ServiceError, ServiceResult, Services, turn::fallback::FallbackLines};
 use crate::{
     domain::CharacterId,
-    error::ApiError,
     store::characters::{self as store, CharacterRow},
 };
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::MySqlPool;
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_PERSONA_CHARS: usize = 8000;
@@ -17,22 +14,16 @@ pub const MAX_MODEL_CHARS: usize = 100;
 pub const MAX_LINES_PER_TIER: usize = 50;
 pub const MAX_LINE_CHARS: usize = 500;
 
-/// `PUT /characters/{id}` body.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct CharacterInput {
-    /// Display name, 1–100 characters.
+/// A character as the game describes it, before the checks.
+#[derive(Debug, Clone)]
+pub struct CharacterDraft {
     pub name: String,
-    /// Who the character is and how they speak, 1–8000 characters.
     pub persona: String,
-    /// Model for this character instead of `LLM_MODEL`.
-    #[serde(default)]
     pub model: Option<String>,
-    /// Canned lines per affinity tier, used when the LLM is not called or fails.
-    #[serde(default)]
     pub fallback_lines: Option<FallbackLines>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Character {
     pub id: String,
     pub name: String,
@@ -43,28 +34,23 @@ pub struct Character {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct CharacterList {
-    pub characters: Vec<Character>,
-}
-
-fn bounded(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+fn bounded(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
     let value = value.trim();
     if value.is_empty() {
-        return Err(ApiError::Validation(format!("{field} must not be empty")));
+        return Err(ServiceError::Invalid(format!("{field} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(ApiError::Validation(format!(
+        return Err(ServiceError::Invalid(format!(
             "{field} must be at most {max} characters"
         )));
     }
     Ok(value.to_owned())
 }
 
-fn validate_lines(lines: &FallbackLines) -> Result<FallbackLines, ApiError> {
-    let tier = |name: &str, lines: &[String]| -> Result<Vec<String>, ApiError> {
+fn validate_lines(lines: &FallbackLines) -> Result<FallbackLines, ServiceError> {
+    let tier = |name: &str, lines: &[String]| -> Result<Vec<String>, ServiceError> {
         if lines.len() > MAX_LINES_PER_TIER {
-            return Err(ApiError::Validation(format!(
+            return Err(ServiceError::Invalid(format!(
                 "fallback_lines.{name} holds at most {MAX_LINES_PER_TIER} lines"
             )));
         }
@@ -104,10 +90,10 @@ impl TryFrom<CharacterRow> for Character {
 
 #[tracing::instrument(skip_all, fields(character_id = %id))]
 pub async fn put(
-    pool: &MySqlPool,
+    services: &Services,
     id: CharacterId,
-    input: CharacterInput,
-) -> Result<Character, ApiError> {
+    input: CharacterDraft,
+) -> ServiceResult<Character> {
     let name = bounded("name", &input.name, MAX_NAME_CHARS)?;
     let persona = bounded("persona", &input.persona, MAX_PERSONA_CHARS)?;
     let model = input
@@ -123,9 +109,9 @@ pub async fn put(
         .map(|lines| serde_json::to_string(&lines))
         .transpose()
         .context("encoding fallback lines")?;
-    let now = crate::store::now();
+    let now = crate::clock::now();
     store::upsert(
-        pool,
+        &services.pool,
         &CharacterRow {
             id: id.as_str().to_owned(),
             name,
@@ -137,21 +123,20 @@ pub async fn put(
         },
     )
     .await?;
-    get(pool, &id).await
+    get(services, &id).await
 }
 
-pub async fn get(pool: &MySqlPool, id: &CharacterId) -> Result<Character, ApiError> {
-    let row = store::get(pool, id.as_str())
+pub async fn get(services: &Services, id: &CharacterId) -> ServiceResult<Character> {
+    let row = store::get(&services.pool, id.as_str())
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("character {:?} not found", id.as_str())))?;
+        .ok_or_else(|| ServiceError::NotFound(format!("character {:?} not found", id.as_str())))?;
     Ok(Character::try_from(row)?)
 }
 
-pub async fn list(pool: &MySqlPool) -> Result<CharacterList, ApiError> {
-    let characters = store::list(pool)
+pub async fn list(services: &Services) -> ServiceResult<Vec<Character>> {
+    Ok(store::list(&services.pool)
         .await?
         .into_iter()
         .map(Character::try_from)
-        .collect::<anyhow::Result<_>>()?;
-    Ok(CharacterList { characters })
+        .collect::<anyhow::Result<_>>()?)
 }

@@ -1,8 +1,8 @@
 //! Reading conversations: a player's list, one conversation, its history, read markers.
 
 use crate::{
-    domain::{CharacterId, ConversationId, PlayerId},
-    error::ApiError,
+    domain::{CharacterId, ConversationId, ParseError, PlayerId, Role, Source},
+    service::{ServiceError, ServiceResult, Services},
     store::{
         conversations::{self, ConversationSummaryRow, ListPosition},
         messages::{self, MessageRow},
@@ -10,21 +10,20 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::MySqlPool;
 
-/// A stored message, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+/// A stored message. Serialized as the API shows it (the idempotent answer of a turn
+/// keeps its messages in this form).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub id: u64,
     /// 1, 2, 3… per conversation, gapless.
     pub seq: u32,
-    /// `player` or `character`.
-    pub role: String,
+    pub role: Role,
     pub content: String,
     pub created_at: DateTime<Utc>,
-    /// For character messages: `llm` or `fallback`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    /// For character messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 impl From<MessageRow> for Message {
@@ -40,91 +39,76 @@ impl From<MessageRow> for Message {
     }
 }
 
-/// `GET /conversations/{id}/messages` query string.
-#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Page size, 1–200 (default 50).
-    pub limit: Option<u32>,
-    /// Backwards: messages with a smaller `seq` (pass the previous page's `next_before_seq`).
-    pub before_seq: Option<u32>,
-    /// Forwards: messages with a greater `seq` (pass the previous page's `next_after_seq`;
-    /// 0 starts at the beginning). Not together with `before_seq`.
-    pub after_seq: Option<u32>,
+/// Which way a page of history runs from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// The newest page, or the one before `before_seq`, going backwards.
+    Backwards { before_seq: Option<u32> },
+    /// The page after `after_seq`, going forwards (0 starts at the beginning).
+    Forwards { after_seq: u32 },
 }
 
-/// Without `after_seq`, pages run from the newest backwards; with it, from `after_seq`
-/// forwards. Inside a page, messages are always oldest first (chat order).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A page of messages, oldest first inside the page.
+#[derive(Debug, Clone)]
 pub struct MessagePage {
     pub messages: Vec<Message>,
-    /// Paging backwards: where the next (older) page starts, or null at seq 1.
     pub next_before_seq: Option<u32>,
-    /// Paging forwards: where the next (newer) page starts, or null at the newest message.
     pub next_after_seq: Option<u32>,
 }
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
-#[tracing::instrument(skip_all, fields(conversation_id = %id))]
-pub async fn history(
-    pool: &MySqlPool,
-    id: &ConversationId,
-    query: HistoryQuery,
-) -> Result<MessagePage, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::Validation(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    if query.before_seq == Some(0) {
-        return Err(ApiError::Validation("before_seq must be at least 1".into()));
-    }
-    if query.before_seq.is_some() && query.after_seq.is_some() {
-        return Err(ApiError::Validation(
-            "before_seq and after_seq page in opposite directions: give one".into(),
-        ));
-    }
-    let Some(conversation) = conversations::get(pool, id.as_str()).await? else {
-        return Err(ApiError::NotFound(format!(
-            "conversation {:?} not found",
-            id.as_str()
-        )));
-    };
-    if let Some(after_seq) = query.after_seq {
-        let rows = messages::page_after(pool, id.as_str(), after_seq, limit).await?;
-        let next_after_seq = rows
-            .last()
-            .map(|row| row.seq)
-            .filter(|seq| *seq < conversation.last_seq);
-        return Ok(MessagePage {
-            messages: rows.into_iter().map(Message::from).collect(),
-            next_before_seq: None,
-            next_after_seq,
-        });
-    }
-    let rows = messages::page(pool, id.as_str(), query.before_seq, limit).await?;
-    // seq is gapless, so anything above 1 at the start of the page has older messages.
-    let next_before_seq = rows.first().map(|row| row.seq).filter(|seq| *seq > 1);
-    Ok(MessagePage {
-        messages: rows.into_iter().map(Message::from).collect(),
-        next_before_seq,
-        next_after_seq: None,
-    })
+fn not_found(id: &ConversationId) -> ServiceError {
+    ServiceError::NotFound(format!("conversation {:?} not found", id.as_str()))
 }
 
-/// A conversation in a player's list.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[tracing::instrument(skip_all, fields(conversation_id = %id))]
+pub async fn history(
+    services: &Services,
+    id: &ConversationId,
+    page: HistoryPage,
+    limit: u32,
+) -> ServiceResult<MessagePage> {
+    let pool = &services.pool;
+    let Some(conversation) = conversations::get(pool, id).await? else {
+        return Err(not_found(id));
+    };
+    match page {
+        HistoryPage::Forwards { after_seq } => {
+            let rows = messages::page_after(pool, id, after_seq, limit).await?;
+            let next_after_seq = rows
+                .last()
+                .map(|row| row.seq)
+                .filter(|seq| *seq < conversation.last_seq);
+            Ok(MessagePage {
+                messages: rows.into_iter().map(Message::from).collect(),
+                next_before_seq: None,
+                next_after_seq,
+            })
+        }
+        HistoryPage::Backwards { before_seq } => {
+            let rows = messages::page(pool, id, before_seq, limit).await?;
+            // seq is gapless, so anything above 1 at the start of the page has older messages.
+            let next_before_seq = rows.first().map(|row| row.seq).filter(|seq| *seq > 1);
+            Ok(MessagePage {
+                messages: rows.into_iter().map(Message::from).collect(),
+                next_before_seq,
+                next_after_seq: None,
+            })
+        }
+    }
+}
+
+/// A conversation as its list shows it.
+#[derive(Debug, Clone)]
 pub struct ConversationSummary {
-    pub id: String,
-    pub player_id: String,
-    pub character_id: String,
+    pub id: ConversationId,
+    pub player_id: PlayerId,
+    pub character_id: CharacterId,
     pub message_count: u32,
     /// The character's messages after the player's read marker.
     pub unread_count: u32,
-    /// The player has read up to this seq (`POST /conversations/{id}/read`).
     pub read_seq: u32,
     pub last_message: Option<Message>,
     pub created_at: DateTime<Utc>,
@@ -166,117 +150,109 @@ impl From<ConversationSummaryRow> for ConversationSummary {
     }
 }
 
-/// `GET /conversations` query.
-#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Whose conversations (required).
-    pub player_id: String,
-    /// Only those with this character.
-    pub character_id: Option<String>,
-    /// Page size, 1–100 (default 20).
-    pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
-    pub cursor: Option<String>,
-}
-
-/// Newest (most recently updated) first.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A page of a player's conversations, most recently updated first.
+#[derive(Debug, Clone)]
 pub struct ConversationList {
     pub conversations: Vec<ConversationSummary>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
+    pub next: Option<ListCursor>,
 }
 
 pub const DEFAULT_LIST_PAGE: u32 = 20;
 pub const MAX_LIST_PAGE: u32 = 100;
 
-/// An opaque cursor: the (updated_at, id) the page ended at, hex-encoded.
-fn encode_cursor(position: &ListPosition) -> String {
-    hex::encode(format!(
-        "{}:{}",
-        position.updated_at.timestamp_micros(),
-        position.id
-    ))
-}
+/// Where a page of the list ended: its last (updated_at, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor(ListPosition);
 
-fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
-    let invalid = || ApiError::Validation("cursor is not one this service gave out".into());
-    let bytes = hex::decode(cursor).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
-    let micros: i64 = micros.parse().map_err(|_| invalid())?;
-    Ok(ListPosition {
-        updated_at: DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
-        id: id.to_owned(),
-    })
-}
-
-pub async fn list(pool: &MySqlPool, query: ListQuery) -> Result<ConversationList, ApiError> {
-    let player_id = PlayerId::parse(&query.player_id)?;
-    let character_id = query
-        .character_id
-        .as_deref()
-        .map(CharacterId::parse)
-        .transpose()?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIST_PAGE);
-    if !(1..=MAX_LIST_PAGE).contains(&limit) {
-        return Err(ApiError::Validation(format!(
-            "limit must be between 1 and {MAX_LIST_PAGE}"
-        )));
+impl ListCursor {
+    /// Opaque to clients: hex of `micros:id`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!(
+            "{}:{}",
+            self.0.updated_at.timestamp_micros(),
+            self.0.id
+        ))
     }
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+
+    pub fn decode(cursor: &str) -> Result<Self, ParseError> {
+        let invalid = || ParseError("cursor is not one this service gave out".into());
+        let bytes = hex::decode(cursor).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        Ok(Self(ListPosition {
+            updated_at: DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
+            id: ConversationId::parse(id).map_err(|_| invalid())?,
+        }))
+    }
+}
+
+pub async fn list(
+    services: &Services,
+    player_id: &PlayerId,
+    character_id: Option<&CharacterId>,
+    limit: u32,
+    after: Option<&ListCursor>,
+) -> ServiceResult<ConversationList> {
     // One more than asked tells whether another page follows.
     let mut rows = conversations::list_for_player(
-        pool,
-        player_id.as_str(),
-        character_id.as_ref().map(CharacterId::as_str),
-        after.as_ref(),
+        &services.pool,
+        player_id,
+        character_id,
+        after.map(|cursor| &cursor.0),
         limit + 1,
     )
     .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = more.then(|| rows.last()).flatten().map(|row| {
-        encode_cursor(&ListPosition {
+    let next = more.then(|| rows.last()).flatten().map(|row| {
+        ListCursor(ListPosition {
             updated_at: row.updated_at,
             id: row.id.clone(),
         })
     });
     Ok(ConversationList {
         conversations: rows.into_iter().map(ConversationSummary::from).collect(),
-        next_cursor,
+        next,
     })
 }
 
 pub async fn summary(
-    pool: &MySqlPool,
+    services: &Services,
     id: &ConversationId,
-) -> Result<ConversationSummary, ApiError> {
-    conversations::summary(pool, id.as_str())
+) -> ServiceResult<ConversationSummary> {
+    conversations::summary(&services.pool, id)
         .await?
         .map(ConversationSummary::from)
-        .ok_or_else(|| ApiError::NotFound(format!("conversation {:?} not found", id.as_str())))
+        .ok_or_else(|| not_found(id))
 }
 
-/// `POST /conversations/{id}/read` body.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct ReadMarker {
-    /// The player has read everything up to this seq. Never moves the marker back; a seq
-    /// past the last message is clamped to it.
-    pub up_to_seq: u32,
-}
-
+/// Moves the read marker to `up_to_seq` (never back; clamped to the last message).
 pub async fn mark_read(
-    pool: &MySqlPool,
+    services: &Services,
     id: &ConversationId,
-    marker: ReadMarker,
-) -> Result<ConversationSummary, ApiError> {
-    if !conversations::mark_read(pool, id.as_str(), marker.up_to_seq).await? {
-        return Err(ApiError::NotFound(format!(
-            "conversation {:?} not found",
-            id.as_str()
-        )));
+    up_to_seq: u32,
+) -> ServiceResult<ConversationSummary> {
+    if !conversations::mark_read(&services.pool, id, up_to_seq).await? {
+        return Err(not_found(id));
     }
-    summary(pool, id).await
+    summary(services, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_cursor_round_trips_and_rejects_forgeries() -> Result<(), ParseError> {
+        let cursor = ListCursor(ListPosition {
+            updated_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap_or_default(),
+            id: ConversationId::parse("c:42 ü")?,
+        });
+        assert_eq!(ListCursor::decode(&cursor.encode())?, cursor);
+        for bad in ["", "zz", &hex::encode("nocolon"), &hex::encode("x:c")] {
+            assert!(ListCursor::decode(bad).is_err(), "{bad:?}");
+        }
+        Ok(())
+    }
 }

@@ -1,13 +1,14 @@
 //! The `conversations` table: each bound to one player and one character.
 
+use crate::domain::{CharacterId, ConversationId, PlayerId, Role, Source};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConversationRow {
-    pub id: String,
-    pub player_id: String,
-    pub character_id: String,
+    pub id: ConversationId,
+    pub player_id: PlayerId,
+    pub character_id: CharacterId,
     pub last_seq: u32,
     pub summary: Option<String>,
     pub summary_seq: u32,
@@ -16,7 +17,7 @@ pub struct ConversationRow {
     pub updated_at: DateTime<Utc>,
 }
 
-pub async fn get(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<ConversationRow>> {
+pub async fn get(pool: &MySqlPool, id: &ConversationId) -> sqlx::Result<Option<ConversationRow>> {
     sqlx::query_as(
         "SELECT id, player_id, character_id, last_seq, summary, summary_seq, extracted_seq,
              created_at, updated_at
@@ -35,9 +36,9 @@ pub async fn get(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<Conversation
 /// deadlock when they all ask for the exclusive one.
 pub async fn create_and_lock(
     conn: &mut MySqlConnection,
-    id: &str,
-    player_id: &str,
-    character_id: &str,
+    id: &ConversationId,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
     now: DateTime<Utc>,
 ) -> sqlx::Result<ConversationRow> {
     sqlx::query(
@@ -64,7 +65,7 @@ pub async fn create_and_lock(
 
 pub async fn set_last_seq(
     conn: &mut MySqlConnection,
-    id: &str,
+    id: &ConversationId,
     last_seq: u32,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -80,7 +81,7 @@ pub async fn set_last_seq(
 /// Replaces the running summary, unless another worker already moved it on.
 pub async fn save_summary(
     pool: &MySqlPool,
-    id: &str,
+    id: &ConversationId,
     summary: &str,
     previous_seq: u32,
     new_seq: u32,
@@ -100,7 +101,7 @@ pub async fn save_summary(
 /// Moves the extraction watermark, unless another worker already did.
 pub async fn advance_extraction(
     conn: &mut MySqlConnection,
-    id: &str,
+    id: &ConversationId,
     previous_seq: u32,
     new_seq: u32,
 ) -> sqlx::Result<bool> {
@@ -117,7 +118,7 @@ pub async fn advance_extraction(
 
 pub async fn set_topics(
     conn: &mut MySqlConnection,
-    id: &str,
+    id: &ConversationId,
     topics_json: &str,
 ) -> sqlx::Result<()> {
     sqlx::query("UPDATE conversations SET topics = ? WHERE id = ?")
@@ -131,17 +132,17 @@ pub async fn set_topics(
 /// One row of a player's conversation list, with its last message.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConversationSummaryRow {
-    pub id: String,
-    pub player_id: String,
-    pub character_id: String,
+    pub id: ConversationId,
+    pub player_id: PlayerId,
+    pub character_id: CharacterId,
     pub last_seq: u32,
     pub read_seq: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub message_id: Option<u64>,
-    pub message_role: Option<String>,
+    pub message_role: Option<Role>,
     pub message_content: Option<String>,
-    pub message_source: Option<String>,
+    pub message_source: Option<Source>,
     pub message_created_at: Option<DateTime<Utc>>,
 }
 
@@ -156,14 +157,14 @@ const SUMMARY_SELECT: &str = "SELECT c.id, c.player_id, c.character_id, c.last_s
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPosition {
     pub updated_at: DateTime<Utc>,
-    pub id: String,
+    pub id: ConversationId,
 }
 
 /// A player's conversations, newest first, optionally with one character only.
 pub async fn list_for_player(
     pool: &MySqlPool,
-    player_id: &str,
-    character_id: Option<&str>,
+    player_id: &PlayerId,
+    character_id: Option<&CharacterId>,
     after: Option<&ListPosition>,
     limit: u32,
 ) -> sqlx::Result<Vec<ConversationSummaryRow>> {
@@ -192,7 +193,10 @@ pub async fn list_for_player(
     query.build_query_as().fetch_all(pool).await
 }
 
-pub async fn summary(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<ConversationSummaryRow>> {
+pub async fn summary(
+    pool: &MySqlPool,
+    id: &ConversationId,
+) -> sqlx::Result<Option<ConversationSummaryRow>> {
     let mut query = sqlx::QueryBuilder::new(SUMMARY_SELECT);
     query.push("WHERE c.id = ").push_bind(id.to_owned());
     query.build_query_as().fetch_optional(pool).await
@@ -200,7 +204,11 @@ pub async fn summary(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<Conversa
 
 /// Moves the read marker forward to `up_to_seq`, never back and never past the last
 /// message. False when the conversation does not exist.
-pub async fn mark_read(pool: &MySqlPool, id: &str, up_to_seq: u32) -> sqlx::Result<bool> {
+pub async fn mark_read(
+    pool: &MySqlPool,
+    id: &ConversationId,
+    up_to_seq: u32,
+) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "UPDATE conversations SET read_seq = GREATEST(read_seq, LEAST(?, last_seq)) WHERE id = ?",
     )

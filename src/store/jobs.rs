@@ -1,5 +1,6 @@
 //! The `jobs` table: durable background work, claimed with `FOR UPDATE SKIP LOCKED`.
 
+use crate::domain::{CharacterId, ConversationId, PlayerId};
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, MySqlConnection, MySqlPool};
 
@@ -7,9 +8,9 @@ use sqlx::{Acquire, MySqlConnection, MySqlPool};
 pub struct JobRow {
     pub id: u64,
     pub kind: String,
-    pub conversation_id: String,
-    pub player_id: String,
-    pub character_id: String,
+    pub conversation_id: ConversationId,
+    pub player_id: PlayerId,
+    pub character_id: CharacterId,
     /// Including the current one.
     pub attempts: u32,
 }
@@ -18,9 +19,9 @@ pub struct JobRow {
 pub async fn schedule(
     conn: &mut MySqlConnection,
     kind: &str,
-    conversation_id: &str,
-    player_id: &str,
-    character_id: &str,
+    conversation_id: &ConversationId,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(

@@ -1,17 +1,18 @@
 //! The `messages` table: gapless `seq` per conversation.
 
+use crate::domain::{ConversationId, FallbackReason, Role, Source};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: u64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub seq: u32,
-    pub role: String,
+    pub role: Role,
     pub content: String,
-    pub source: Option<String>,
-    pub fallback_reason: Option<String>,
+    pub source: Option<Source>,
+    pub fallback_reason: Option<FallbackReason>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -23,10 +24,10 @@ pub async fn insert(conn: &mut MySqlConnection, mut row: MessageRow) -> sqlx::Re
     )
     .bind(&row.conversation_id)
     .bind(row.seq)
-    .bind(&row.role)
+    .bind(row.role)
     .bind(&row.content)
-    .bind(&row.source)
-    .bind(&row.fallback_reason)
+    .bind(row.source)
+    .bind(row.fallback_reason)
     .bind(row.created_at)
     .execute(conn)
     .await?;
@@ -37,7 +38,7 @@ pub async fn insert(conn: &mut MySqlConnection, mut row: MessageRow) -> sqlx::Re
 /// The last `limit` messages, oldest first.
 pub async fn recent(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     limit: u32,
 ) -> sqlx::Result<Vec<MessageRow>> {
     page(pool, conversation_id, None, limit).await
@@ -46,7 +47,7 @@ pub async fn recent(
 /// Up to `limit` messages with `seq < before_seq` (or the newest ones), oldest first.
 pub async fn page(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     before_seq: Option<u32>,
     limit: u32,
 ) -> sqlx::Result<Vec<MessageRow>> {
@@ -70,7 +71,7 @@ pub async fn page(
 /// Up to `limit` messages with `seq > after_seq`, oldest first.
 pub async fn page_after(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     after_seq: u32,
     limit: u32,
 ) -> sqlx::Result<Vec<MessageRow>> {
@@ -80,7 +81,7 @@ pub async fn page_after(
 /// Messages with `after_seq < seq <= up_to_seq`, oldest first, at most `limit`.
 pub async fn range(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     after_seq: u32,
     up_to_seq: u32,
     limit: u32,

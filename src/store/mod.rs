@@ -83,13 +83,6 @@ pub async fn ping(pool: &MySqlPool) -> bool {
     )
 }
 
-/// Now, at the precision the database keeps (microseconds), so that what a write
-/// answers is exactly what a later read returns.
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
-}
-
 /// InnoDB picked this transaction as a deadlock victim (1213) or gave up waiting for a
 /// lock (1205): nothing was written, and running it again is the documented remedy.
 pub fn is_lock_conflict(error: &sqlx::Error) -> bool {

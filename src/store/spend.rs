@@ -4,6 +4,7 @@
 //! Every check-and-reserve runs in a transaction that first locks the player's row, so
 //! concurrent turns of one player, on any replica, take their decisions one at a time.
 
+use crate::domain::Usd;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
@@ -14,7 +15,7 @@ pub async fn lock_player(
     conn: &mut MySqlConnection,
     player_id: &str,
     now: DateTime<Utc>,
-) -> sqlx::Result<Option<Decimal>> {
+) -> sqlx::Result<Option<Usd>> {
     super::players::ensure(&mut *conn, player_id, now).await?;
     sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ? FOR UPDATE")
         .bind(player_id)
@@ -61,21 +62,12 @@ pub async fn insert_call(
     Ok(result.last_insert_id())
 }
 
-/// Gives a quota slot back when no call was made after all.
-pub async fn delete_call(pool: &MySqlPool, id: u64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM quota_calls WHERE id = ?")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 pub async fn month_spend<'c>(
     conn: impl sqlx::MySqlExecutor<'c>,
     player_id: &str,
     month: &str,
-) -> sqlx::Result<Decimal> {
-    let spent: Option<Decimal> = sqlx::query_scalar(
+) -> sqlx::Result<Usd> {
+    let spent: Option<Usd> = sqlx::query_scalar(
         "SELECT spent_usd FROM player_monthly_spend WHERE player_id = ? AND month = ?",
     )
     .bind(player_id)
@@ -90,7 +82,7 @@ pub async fn reserved<'c>(
     conn: impl sqlx::MySqlExecutor<'c>,
     player_id: &str,
     now: DateTime<Utc>,
-) -> sqlx::Result<Decimal> {
+) -> sqlx::Result<Usd> {
     sqlx::query_scalar(
         "SELECT COALESCE(SUM(amount_usd), 0) FROM budget_reservations
          WHERE player_id = ? AND expires_at > ?",
@@ -105,7 +97,7 @@ pub async fn reserved<'c>(
 pub async fn reserved_globally(
     conn: &mut MySqlConnection,
     now: DateTime<Utc>,
-) -> sqlx::Result<Decimal> {
+) -> sqlx::Result<Usd> {
     sqlx::query_scalar(
         "SELECT COALESCE(SUM(amount_usd), 0) FROM budget_reservations WHERE expires_at > ?",
     )
@@ -114,19 +106,18 @@ pub async fn reserved_globally(
     .await
 }
 
-pub async fn day_spend(conn: &mut MySqlConnection, day: NaiveDate) -> sqlx::Result<Decimal> {
-    let spent: Option<Decimal> =
-        sqlx::query_scalar("SELECT spent_usd FROM daily_spend WHERE day = ?")
-            .bind(day)
-            .fetch_optional(conn)
-            .await?;
+pub async fn day_spend(conn: &mut MySqlConnection, day: NaiveDate) -> sqlx::Result<Usd> {
+    let spent: Option<Usd> = sqlx::query_scalar("SELECT spent_usd FROM daily_spend WHERE day = ?")
+        .bind(day)
+        .fetch_optional(conn)
+        .await?;
     Ok(spent.unwrap_or_default())
 }
 
 pub async fn insert_reservation(
     conn: &mut MySqlConnection,
     player_id: &str,
-    amount: Decimal,
+    amount: Usd,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
@@ -178,7 +169,7 @@ pub async fn delete_reservation<'c>(
 pub async fn add_spend(
     conn: &mut MySqlConnection,
     player_id: &str,
-    amount: Decimal,
+    amount: Usd,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -206,7 +197,7 @@ pub async fn add_spend(
 pub async fn set_monthly_limit(
     conn: &mut MySqlConnection,
     player_id: &str,
-    limit: Option<Decimal>,
+    limit: Option<Usd>,
 ) -> sqlx::Result<()> {
     sqlx::query("UPDATE players SET monthly_limit_usd = ? WHERE id = ?")
         .bind(limit)
@@ -216,8 +207,8 @@ pub async fn set_monthly_limit(
     Ok(())
 }
 
-pub async fn monthly_limit(pool: &MySqlPool, player_id: &str) -> sqlx::Result<Option<Decimal>> {
-    let limit: Option<Option<Decimal>> =
+pub async fn monthly_limit(pool: &MySqlPool, player_id: &str) -> sqlx::Result<Option<Usd>> {
+    let limit: Option<Option<Usd>> =
         sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ?")
             .bind(player_id)
             .fetch_optional(pool)
@@ -228,14 +219,14 @@ pub async fn monthly_limit(pool: &MySqlPool, player_id: &str) -> sqlx::Result<Op
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PlayerSpend {
     pub player_id: String,
-    pub spent_usd: Decimal,
-    pub monthly_limit_usd: Option<Decimal>,
+    pub spent_usd: Usd,
+    pub monthly_limit_usd: Option<Usd>,
 }
 
 /// Where a page of `at_or_over` starts: after this (spend, player) in the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendPosition {
-    pub spent_usd: Decimal,
+    pub spent_usd: Usd,
     pub player_id: String,
 }
 
@@ -250,7 +241,7 @@ pub struct SpendPosition {
 pub async fn at_or_over(
     pool: &MySqlPool,
     month: &str,
-    default_limit: Decimal,
+    default_limit: Usd,
     threshold: Decimal,
     after: Option<&SpendPosition>,
     limit: u32,

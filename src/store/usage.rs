@@ -1,7 +1,7 @@
 //! The `usage_records` table: one row per LLM call, and the sums dashboards read.
 
+use crate::domain::Usd;
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +14,7 @@ pub struct NewUsageRecord {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub tokens_estimated: bool,
-    pub cost_usd: Decimal,
+    pub cost_usd: Usd,
     pub latency_ms: u32,
     pub outcome: &'static str,
     pub http_status: Option<u16>,
@@ -97,7 +97,7 @@ pub struct UsageSums {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
-    pub cost_usd: Decimal,
+    pub cost_usd: Usd,
 }
 
 const SUMS: &str = "COUNT(*) AS calls,

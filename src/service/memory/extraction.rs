@@ -1,7 +1,7 @@
 //! Fact extraction's prompt and its defensive parser: whatever the model returns, the
 //! worst outcome is a logged, counted skip.
 
-use crate::llm::{ChatMessage, Role};
+use crate::llm::{ChatMessage, ChatRole};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -71,8 +71,8 @@ pub fn prompt(known: &[(u64, &str, u8)], messages: &[(bool, &str)]) -> Vec<ChatM
         .collect();
     let user = json!({"known_facts": known, "new_exchange": exchange}).to_string();
     vec![
-        ChatMessage::new(Role::System, system),
-        ChatMessage::new(Role::User, user),
+        ChatMessage::new(ChatRole::System, system),
+        ChatMessage::new(ChatRole::User, user),
     ]
 }
 
@@ -282,7 +282,7 @@ mod tests {
             &[(7, "Player is a smith", 5)],
             &[(true, "I forge swords"), (false, "Aye")],
         );
-        assert_eq!(prompt[0].role, Role::System);
+        assert_eq!(prompt[0].role, ChatRole::System);
         let user: Value = serde_json::from_str(&prompt[1].content).unwrap_or_default();
         assert_eq!(user["known_facts"][0]["id"], 7);
         assert_eq!(user["new_exchange"][0]["speaker"], "player");

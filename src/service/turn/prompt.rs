@@ -6,7 +6,7 @@
 
 use crate::{
     domain::{Affinity, AffinityTier},
-    llm::{ChatMessage, Role},
+    llm::{ChatMessage, ChatRole},
 };
 use serde_json::{Map, Value};
 
@@ -91,16 +91,16 @@ pub fn build_prompt(input: &PromptInput<'_>) -> Vec<ChatMessage> {
     );
 
     let mut messages = Vec::with_capacity(input.recent.len() + 2);
-    messages.push(ChatMessage::new(Role::System, system));
+    messages.push(ChatMessage::new(ChatRole::System, system));
     messages.extend(input.recent.iter().map(|past| {
         let role = if past.from_player {
-            Role::User
+            ChatRole::User
         } else {
-            Role::Assistant
+            ChatRole::Assistant
         };
         ChatMessage::new(role, past.content)
     }));
-    messages.push(ChatMessage::new(Role::User, input.current));
+    messages.push(ChatMessage::new(ChatRole::User, input.current));
     messages
 }
 
@@ -136,14 +136,17 @@ mod tests {
         context.insert("time_of_day".into(), Value::from("night"));
         let prompt = build_prompt(&input(&[], Some(&context)));
         assert_eq!(prompt.len(), 2);
-        assert_eq!(prompt[0].role, Role::System);
+        assert_eq!(prompt[0].role, ChatRole::System);
         let system = &prompt[0].content;
         assert!(system.contains("You are Mara"));
         assert!(system.contains("Gruff innkeeper of the Crooked Stag. Speaks plainly."));
         assert!(system.contains("tier: high"));
         assert!(system.contains(r#""location":"tavern""#));
         assert!(system.contains(r#""time_of_day":"night""#));
-        assert_eq!(prompt[1], ChatMessage::new(Role::User, "Any rooms free?"));
+        assert_eq!(
+            prompt[1],
+            ChatMessage::new(ChatRole::User, "Any rooms free?")
+        );
     }
 
     #[test]
@@ -167,18 +170,18 @@ mod tests {
             },
         ];
         let prompt = build_prompt(&input(&recent, None));
-        let tail: Vec<(Role, &str)> = prompt[1..]
+        let tail: Vec<(ChatRole, &str)> = prompt[1..]
             .iter()
             .map(|m| (m.role, m.content.as_str()))
             .collect();
         assert_eq!(
             tail,
             vec![
-                (Role::User, "Hello"),
-                (Role::Assistant, "Evening."),
-                (Role::User, "Cold out."),
-                (Role::Assistant, "Aye."),
-                (Role::User, "Any rooms free?"),
+                (ChatRole::User, "Hello"),
+                (ChatRole::Assistant, "Evening."),
+                (ChatRole::User, "Cold out."),
+                (ChatRole::Assistant, "Aye."),
+                (ChatRole::User, "Any rooms free?"),
             ]
         );
     }
@@ -194,7 +197,7 @@ mod tests {
         prompt_input.current = sneaky;
         let prompt = build_prompt(&prompt_input);
         assert!(!prompt[0].content.contains(sneaky));
-        assert!(prompt[1..].iter().all(|m| m.role != Role::System));
+        assert!(prompt[1..].iter().all(|m| m.role != ChatRole::System));
     }
 
     #[test]

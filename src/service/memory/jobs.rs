@@ -1,11 +1,13 @@
 //! Background work: scheduled with the turn that causes it, done by workers in every
 //! replica after the answer, never on the player's critical path.
 
-use super::{
-    Services,
-    memory::{self, JobDone},
+use super::{JobDone, facts, summary};
+use crate::{
+    config::Config,
+    domain::{CharacterId, ConversationId, PlayerId},
+    service::Services,
+    store::{jobs, jobs::JobRow},
 };
-use crate::store::{self, jobs, jobs::JobRow};
 use chrono::Duration as ChronoDuration;
 use sqlx::MySqlConnection;
 use std::{sync::Arc, time::Duration};
@@ -67,31 +69,53 @@ pub fn due(
     due
 }
 
+/// When background work is due: the SPEC's settings, read once.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Messages kept in full in prompts.
+    pub window: u32,
+    pub summary_batch: u32,
+    pub extract_every: u32,
+}
+
+impl Policy {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            window: config.context_recent_messages,
+            summary_batch: config.summary_batch,
+            extract_every: config.fact_extraction_every,
+        }
+    }
+}
+
+/// The conversation (and its pair) a job is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub conversation_id: &'a ConversationId,
+    pub player_id: &'a PlayerId,
+    pub character_id: &'a CharacterId,
+}
+
 /// Writes the conversation's due jobs, inside the turn's transaction.
 pub async fn schedule_due(
     conn: &mut MySqlConnection,
-    services: &Services,
-    ids: (&str, &str, &str),
+    policy: &Policy,
+    owner: Owner<'_>,
     progress: Progress,
 ) -> sqlx::Result<()> {
-    if !services.llm.is_configured() {
-        return Ok(());
-    }
-    let (conversation_id, player_id, character_id) = ids;
-    let config = &services.config;
-    let now = store::now();
+    let now = crate::clock::now();
     for kind in due(
         progress,
-        config.context_recent_messages,
-        config.summary_batch,
-        config.fact_extraction_every,
+        policy.window,
+        policy.summary_batch,
+        policy.extract_every,
     ) {
         jobs::schedule(
             &mut *conn,
             kind.as_str(),
-            conversation_id,
-            player_id,
-            character_id,
+            owner.conversation_id,
+            owner.player_id,
+            owner.character_id,
             now,
         )
         .await?;
@@ -108,7 +132,7 @@ fn lease(services: &Services) -> Duration {
 const DEFER: Duration = Duration::from_secs(300);
 
 fn later(duration: Duration) -> chrono::DateTime<chrono::Utc> {
-    store::now() + ChronoDuration::from_std(duration).unwrap_or(ChronoDuration::MAX)
+    crate::clock::now() + ChronoDuration::from_std(duration).unwrap_or(ChronoDuration::MAX)
 }
 
 /// Retry wait after the n-th failed attempt: base · 2ⁿ⁻¹, at most an hour.
@@ -132,7 +156,8 @@ pub fn spawn_workers(services: Arc<Services>, shutdown: watch::Receiver<bool>) -
 async fn work(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let poll = services.config.jobs.poll;
     while !*shutdown.borrow() {
-        let claimed = jobs::claim(&services.pool, store::now(), later(lease(&services))).await;
+        let claimed =
+            jobs::claim(&services.pool, crate::clock::now(), later(lease(&services))).await;
         let job = match claimed {
             Ok(Some(job)) => job,
             Ok(None) => {
@@ -154,10 +179,10 @@ async fn work(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
 
 async fn run(services: &Services, job: &JobRow) {
     let pool = &services.pool;
-    let now = store::now();
+    let now = crate::clock::now();
     let outcome = match JobKind::parse(&job.kind) {
-        Some(JobKind::Summarize) => memory::summarize(services, job).await,
-        Some(JobKind::ExtractFacts) => memory::extract_facts(services, job).await,
+        Some(JobKind::Summarize) => summary::summarize(services, job).await,
+        Some(JobKind::ExtractFacts) => facts::extract_facts(services, job).await,
         None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
     };
     let settled = match outcome {

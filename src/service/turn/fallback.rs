@@ -4,29 +4,6 @@ use crate::domain::AffinityTier;
 use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
 
-/// Why a reply is a canned line rather than the LLM's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FallbackReason {
-    RateLimited,
-    BudgetExceeded,
-    LlmError,
-    LlmNotConfigured,
-    CircuitOpen,
-}
-
-impl FallbackReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RateLimited => "rate_limited",
-            Self::BudgetExceeded => "budget_exceeded",
-            Self::LlmError => "llm_error",
-            Self::LlmNotConfigured => "llm_not_configured",
-            Self::CircuitOpen => "circuit_open",
-        }
-    }
-}
-
 /// A character's own lines per affinity tier; an empty tier uses the built-in lines.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 // A misspelt tier would otherwise vanish without a word.

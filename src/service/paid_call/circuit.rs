@@ -8,18 +8,12 @@
 //! and a breaker's value is in reacting within milliseconds, which a database round trip
 //! per decision would undo.
 
+use crate::metrics::CircuitState;
 use std::{
     collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CircuitState {
-    Closed,
-    Open,
-    HalfOpen,
-}
 
 #[derive(Debug, Clone, Copy)]
 enum State {
@@ -141,6 +135,35 @@ impl CircuitBreakers {
         });
     }
 
+    /// A background call's retries were exhausted. Only turns count towards opening the
+    /// circuit (the player-facing path decides it); but a background call that was the
+    /// half-open probe failed as a probe, so the circuit opens again.
+    pub fn record_background_failure(&self, model: &str) {
+        let now = Instant::now();
+        self.with_state(model, |state| {
+            if matches!(state, State::HalfOpen { .. }) {
+                tracing::warn!(model, "circuit open again: the probe failed");
+                *state = State::Open {
+                    until: now + self.cooldown,
+                };
+            }
+        });
+    }
+
+    /// An admitted call was not made after all (refused by the quota or the budget). A
+    /// probe goes back, so the next call may probe at once instead of after its timeout.
+    pub fn not_called(&self, model: &str, admission: Admission) {
+        if admission != Admission::Probe {
+            return;
+        }
+        let now = Instant::now();
+        self.with_state(model, |state| {
+            if matches!(state, State::HalfOpen { .. }) {
+                *state = State::Open { until: now };
+            }
+        });
+    }
+
     pub fn state(&self, model: &str) -> CircuitState {
         self.with_state(model, |state| CircuitState::from(*state))
     }
@@ -200,6 +223,35 @@ mod tests {
         assert_eq!(b.admit_at("m", much_later), Admission::Probe);
         b.record_success("m");
         assert_eq!(b.admit_at("m", much_later), Admission::Allowed);
+    }
+
+    #[test]
+    fn background_failures_do_not_open_the_circuit_but_a_failed_background_probe_reopens_it() {
+        let b = breakers();
+        let now = Instant::now();
+        for _ in 0..10 {
+            b.record_background_failure("m");
+        }
+        assert_eq!(b.state("m"), CircuitState::Closed);
+        for _ in 0..3 {
+            b.record_failure_at("m", now);
+        }
+        assert_eq!(b.admit_at("m", now + COOLDOWN), Admission::Probe);
+        b.record_background_failure("m");
+        assert_eq!(b.state("m"), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_probe_that_was_not_called_goes_back_at_once() {
+        let b = breakers();
+        let now = Instant::now();
+        for _ in 0..3 {
+            b.record_failure_at("m", now);
+        }
+        let admission = b.admit_at("m", now + COOLDOWN);
+        assert_eq!(admission, Admission::Probe);
+        b.not_called("m", admission);
+        assert_eq!(b.admit("m"), Admission::Probe);
     }
 
     #[test]

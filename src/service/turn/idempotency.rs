@@ -1,13 +1,16 @@
 //! `Idempotency-Key`: a repeated turn returns the first answer and changes nothing, on
 //! any replica, also when the two requests arrive together.
 
+use super::exchange::Exchange;
 use crate::{
-    error::ApiError,
+    domain::{ConversationId, ParseError},
+    service::{ServiceError, ServiceResult},
     store::{
         self,
         idempotency::{self as store_keys, Claim},
     },
 };
+use anyhow::Context;
 use chrono::Duration as ChronoDuration;
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
@@ -23,13 +26,13 @@ const POLL: Duration = Duration::from_millis(25);
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let key = raw.trim();
         if key.is_empty()
             || key.chars().count() > MAX_KEY_CHARS
             || key.chars().any(char::is_control)
         {
-            return Err(ApiError::Validation(format!(
+            return Err(ParseError(format!(
                 "Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters"
             )));
         }
@@ -44,7 +47,7 @@ impl IdempotencyKey {
 /// The key, held by this request until the turn is stored or abandoned.
 #[derive(Debug, Clone)]
 pub struct ClaimedKey {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub key: IdempotencyKey,
     pub token: String,
 }
@@ -54,8 +57,8 @@ pub struct ClaimedKey {
 pub enum Begin {
     /// Process it; store the response with `store::idempotency::complete`.
     Process(ClaimedKey),
-    /// Answer with this stored response (JSON text) and do nothing else.
-    Replay(String),
+    /// Answer with this stored exchange and do nothing else.
+    Replay(Box<Exchange>),
 }
 
 /// The fingerprint of a request, so one key cannot be reused for another request.
@@ -63,34 +66,24 @@ pub fn request_hash(canonical_request: &[u8]) -> String {
     hex::encode(Sha256::digest(canonical_request))
 }
 
-fn reused(key: &IdempotencyKey) -> ApiError {
-    ApiError::Unprocessable {
-        code: "idempotency_key_reused",
-        message: format!(
-            "Idempotency-Key {:?} was already used for a different request",
-            key.as_str()
-        ),
-    }
-}
-
 /// Claims the key, or waits (up to `wait`) for the request that holds it to finish.
 pub async fn begin(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     key: IdempotencyKey,
     request_hash: &str,
     hold_for: Duration,
     wait: Duration,
-) -> Result<Begin, ApiError> {
+) -> ServiceResult<Begin> {
     let token = uuid::Uuid::new_v4().to_string();
     let give_up = Instant::now() + wait;
     loop {
-        let now = store::now();
+        let now = crate::clock::now();
         let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
         let claim = store::retry_lock_conflicts(|| {
             store_keys::claim(
                 pool,
-                conversation_id,
+                conversation_id.as_str(),
                 key.as_str(),
                 request_hash,
                 &token,
@@ -102,7 +95,7 @@ pub async fn begin(
         match claim {
             Claim::Claimed => {
                 return Ok(Begin::Process(ClaimedKey {
-                    conversation_id: conversation_id.to_owned(),
+                    conversation_id: conversation_id.clone(),
                     key,
                     token,
                 }));
@@ -114,14 +107,15 @@ pub async fn begin(
             | Claim::InProgress {
                 request_hash: stored,
             } if stored != request_hash => {
-                return Err(reused(&key));
+                return Err(ServiceError::IdempotencyKeyReused(key.as_str().to_owned()));
             }
-            Claim::Done { response, .. } => return Ok(Begin::Replay(response)),
+            Claim::Done { response, .. } => {
+                let exchange = serde_json::from_str(&response)
+                    .context("reading a stored idempotent answer")?;
+                return Ok(Begin::Replay(Box::new(exchange)));
+            }
             Claim::InProgress { .. } if Instant::now() + POLL > give_up => {
-                return Err(ApiError::Conflict {
-                    code: "idempotency_in_progress",
-                    message: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
-                });
+                return Err(ServiceError::IdempotencyInProgress);
             }
             Claim::InProgress { .. } => tokio::time::sleep(POLL).await,
         }
@@ -133,7 +127,7 @@ pub async fn abandon(pool: &MySqlPool, claimed: &ClaimedKey) {
     let freed = store::retry_lock_conflicts(|| {
         store_keys::abandon(
             pool,
-            &claimed.conversation_id,
+            claimed.conversation_id.as_str(),
             claimed.key.as_str(),
             &claimed.token,
         )

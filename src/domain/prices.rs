@@ -1,7 +1,8 @@
 //! Model prices (USD per million tokens) and the cost of one call, in exact decimals.
 
+use super::Usd;
 use anyhow::{Context, bail};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde_json::Value;
 use std::{collections::BTreeMap, path::Path, str::FromStr};
 
@@ -12,16 +13,12 @@ pub struct ModelPrice {
     pub output_per_million: Decimal,
 }
 
-/// Places kept for money, as in the `DECIMAL(12,6)` columns.
-pub const MONEY_SCALE: u32 = 6;
-
 impl ModelPrice {
     /// Cost of a call, rounded half away from zero to six places.
-    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> Decimal {
+    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> Usd {
         let micro_dollars = Decimal::from(prompt_tokens) * self.input_per_million
             + Decimal::from(completion_tokens) * self.output_per_million;
-        (micro_dollars / Decimal::from(1_000_000))
-            .round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero)
+        Usd::new(micro_dollars / Decimal::from(1_000_000)).rounded()
     }
 }
 
@@ -150,11 +147,15 @@ mod tests {
         Decimal::from_str(text).unwrap_or_else(|_| panic!("bad decimal {text}"))
     }
 
+    fn usd(text: &str) -> Usd {
+        Usd::new(dec(text))
+    }
+
     #[test]
     fn spec_example_costs_exactly_seventy_three_micro_dollars() {
         let price = PriceTable::builtin().price("gpt-4o-mini");
         // 412 × 0.15 + 18 × 0.60 = 72.6 micro-dollars, rounded to 0.000073.
-        assert_eq!(price.map(|p| p.cost(412, 18)), Some(dec("0.000073")));
+        assert_eq!(price.map(|p| p.cost(412, 18)), Some(usd("0.000073")));
     }
 
     #[test]
@@ -164,13 +165,13 @@ mod tests {
             output_per_million: dec("0.2"),
         };
         // 0.1 + 0.2 in f64 is 0.30000000000000004; in decimals it is 0.3.
-        assert_eq!(price.cost(1_000_000, 1_000_000), dec("0.3"));
+        assert_eq!(price.cost(1_000_000, 1_000_000), usd("0.3"));
         assert_eq!(
             price.cost(5, 0),
-            dec("0.000001"),
+            usd("0.000001"),
             "0.0000005 rounds half up"
         );
-        assert_eq!(price.cost(4, 0), dec("0"), "0.0000004 rounds down");
+        assert_eq!(price.cost(4, 0), usd("0"), "0.0000004 rounds down");
     }
 
     #[test]
@@ -178,7 +179,7 @@ mod tests {
         let table = PriceTable::builtin();
         assert_eq!(
             table.price("gpt-4o").map(|p| p.cost(1_000_000, 1_000_000)),
-            Some(dec("12.5"))
+            Some(usd("12.5"))
         );
     }
 
@@ -205,11 +206,11 @@ mod tests {
         std::fs::remove_file(&path)?;
         assert_eq!(
             table.price("llama3").map(|p| p.cost(1_000_000, 1_000_000)),
-            Some(dec("0.13"))
+            Some(usd("0.13"))
         );
         assert_eq!(
             table.price("gpt-4o").map(|p| p.cost(1_000_000, 0)),
-            Some(dec("1"))
+            Some(usd("1"))
         );
         assert!(table.price("gpt-4o-mini").is_some(), "built-ins stay");
         Ok(())
@@ -230,9 +231,9 @@ mod tests {
                 .price(model)
                 .map(|p| (p.cost(1_000_000, 0), p.cost(0, 1_000_000)))
         };
-        assert_eq!(per_million("a"), Some((dec("1"), dec("2"))));
-        assert_eq!(per_million("b"), Some((dec("3"), dec("4"))));
-        assert_eq!(per_million("c"), Some((dec("5"), dec("6"))));
+        assert_eq!(per_million("a"), Some((usd("1"), usd("2"))));
+        assert_eq!(per_million("b"), Some((usd("3"), usd("4"))));
+        assert_eq!(per_million("c"), Some((usd("5"), usd("6"))));
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! Database and unexpected failures become an opaque 500 whose cause chain is logged;
 //! the client learns only the request id (added by `http::middleware::request_id_in_errors`).
 
-use crate::domain::ParseError;
+use crate::{domain::ParseError, service::ServiceError};
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header::RETRY_AFTER},
@@ -106,42 +106,52 @@ impl ApiError {
     }
 }
 
-impl crate::store::LockConflict for ApiError {
-    fn is_lock_conflict(&self) -> bool {
-        match self {
-            Self::Internal(cause) => cause.is_lock_conflict(),
-            _ => false,
-        }
-    }
-}
-
 impl From<ParseError> for ApiError {
     fn from(error: ParseError) -> Self {
         Self::Validation(error.0)
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    /// A database that cannot be reached is an outage (503, worth retrying), not a bug.
-    fn from(error: sqlx::Error) -> Self {
+/// The one place where the service's cases become statuses and codes.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %error, "database unavailable");
-                Self::Unavailable("database unavailable; retry shortly".into())
-            }
-            other => Self::Internal(anyhow::Error::new(other).context("database error")),
+            ServiceError::Invalid(message) => Self::Validation(message),
+            ServiceError::NotFound(message) => Self::NotFound(message),
+            ServiceError::ConversationBoundElsewhere(_) => Self::Conflict {
+                code: "conversation_conflict",
+                message: error.to_string(),
+            },
+            ServiceError::ConversationBusy => Self::Conflict {
+                code: "conversation_busy",
+                message: error.to_string(),
+            },
+            ServiceError::IdempotencyInProgress => Self::Conflict {
+                code: "idempotency_in_progress",
+                message: error.to_string(),
+            },
+            ServiceError::IdempotencyKeyReused(_) => Self::Unprocessable {
+                code: "idempotency_key_reused",
+                message: error.to_string(),
+            },
+            ServiceError::Unavailable(message) => Self::Unavailable(message),
+            ServiceError::Internal(cause) => Self::Internal(cause),
         }
     }
 }
 
 impl ApiError {
     /// The JSON body the client sees. An internal error's cause is logged here and
-    /// replaced by a generic message.
+    /// replaced by a generic message; an outage is logged too.
     pub fn body(&self) -> ErrorBody {
         let message = match self {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "request failed");
                 "internal error".to_owned()
+            }
+            Self::Unavailable(message) => {
+                tracing::error!(error = %message, "service unavailable");
+                message.clone()
             }
             other => other.to_string(),
         };

@@ -2,7 +2,8 @@
 //! so no connection or transaction is held while the provider thinks.
 
 use crate::{
-    error::ApiError,
+    domain::ConversationId,
+    service::{ServiceError, ServiceResult},
     store::{self, leases},
 };
 use chrono::Duration as ChronoDuration;
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 /// The right to process one turn of a conversation; give it back with `release`.
 #[derive(Debug)]
 pub struct Lease {
-    conversation_id: String,
+    conversation_id: ConversationId,
     holder: String,
 }
 
@@ -22,20 +23,20 @@ pub struct Lease {
 /// `hold_for` bounds how long a holder that died keeps others out.
 pub async fn acquire(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     hold_for: Duration,
     wait: Duration,
-) -> Result<Lease, ApiError> {
+) -> ServiceResult<Lease> {
     let holder = uuid::Uuid::new_v4().to_string();
     let give_up = Instant::now() + wait;
     let mut pause = Duration::from_millis(5);
     loop {
-        let now = store::now();
+        let now = crate::clock::now();
         let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
-        match leases::try_acquire(pool, conversation_id, &holder, now, expires_at).await {
+        match leases::try_acquire(pool, conversation_id.as_str(), &holder, now, expires_at).await {
             Ok(true) => {
                 return Ok(Lease {
-                    conversation_id: conversation_id.to_owned(),
+                    conversation_id: conversation_id.clone(),
                     holder,
                 });
             }
@@ -46,12 +47,7 @@ pub async fn acquire(
             Err(error) => return Err(error.into()),
         }
         if Instant::now() + pause > give_up {
-            return Err(ApiError::Conflict {
-                code: "conversation_busy",
-                message:
-                    "another turn of this conversation is still being processed; retry shortly"
-                        .into(),
-            });
+            return Err(ServiceError::ConversationBusy);
         }
         // Jittered so waiting turns on several replicas do not poll in lockstep.
         let jittered = pause.mul_f64(rand::rng().random_range(0.5..1.5));
@@ -64,7 +60,7 @@ impl Lease {
     /// Best effort: a lease not released expires after `hold_for`.
     pub async fn release(self, pool: &MySqlPool) {
         let released = store::retry_lock_conflicts(|| {
-            leases::release(pool, &self.conversation_id, &self.holder)
+            leases::release(pool, self.conversation_id.as_str(), &self.holder)
         })
         .await;
         if let Err(error) = released {

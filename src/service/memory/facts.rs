@@ -1,0 +1,200 @@
+//! Long-term facts: the extraction job that learns them from the conversation, and
+//! forgetting one.
+
+use super::{
+    JobDone, MESSAGES_PER_JOB, background_call,
+    extraction::{self, Extraction},
+};
+use crate::{
+    domain::{ConversationId, Role},
+    llm::Purpose,
+    service::{ServiceError, ServiceResult, Services},
+    store::{
+        self, conversations,
+        facts::{self, FactRow, NewFact},
+        jobs::JobRow,
+        messages, players,
+    },
+};
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+/// Known facts shown to the extractor, so it can update or delete them.
+const KNOWN_FACTS_FOR_EXTRACTION: u32 = 50;
+const EXTRACTION_MAX_TOKENS: u32 = 600;
+
+fn text_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(extraction::normalize(text).as_bytes()))
+}
+
+/// Reads the messages since the watermark and applies what the extractor found.
+pub async fn extract_facts(services: &Services, job: &JobRow) -> anyhow::Result<JobDone> {
+    let pool = &services.pool;
+    let Some(conversation) = conversations::get(pool, &job.conversation_id).await? else {
+        return Ok(JobDone::Finished);
+    };
+    let from = conversation.extracted_seq;
+    let new = messages::range(
+        pool,
+        &conversation.id,
+        from,
+        conversation.last_seq,
+        MESSAGES_PER_JOB,
+    )
+    .await?;
+    let Some(to) = new.last().map(|message| message.seq) else {
+        return Ok(JobDone::Finished);
+    };
+    let known = facts::candidates(
+        pool,
+        job.player_id.as_str(),
+        job.character_id.as_str(),
+        KNOWN_FACTS_FOR_EXTRACTION,
+    )
+    .await?;
+    let known_view: Vec<(u64, &str, u8)> = known
+        .iter()
+        .map(|f| (f.id, f.text.as_str(), f.importance))
+        .collect();
+    let exchange: Vec<(bool, &str)> = new
+        .iter()
+        .map(|m| (m.role == Role::Player, m.content.as_str()))
+        .collect();
+    let prompt = extraction::prompt(&known_view, &exchange);
+    let Some(completion) = background_call(
+        services,
+        job,
+        Purpose::FactExtraction,
+        prompt,
+        EXTRACTION_MAX_TOKENS,
+    )
+    .await?
+    else {
+        return Ok(JobDone::Deferred);
+    };
+    // Not an object at all: a failed attempt (retried, then parked); nothing advances.
+    let extraction = extraction::parse(&completion.content)?;
+    if extraction.skipped > 0 {
+        tracing::warn!(
+            skipped = extraction.skipped,
+            "fact extraction returned malformed parts; skipped them"
+        );
+    }
+    store::retry_lock_conflicts(|| {
+        apply(
+            services,
+            job,
+            &conversation.id,
+            (from, to),
+            &known,
+            &extraction,
+        )
+    })
+    .await?;
+    Ok(JobDone::Finished)
+}
+
+async fn apply(
+    services: &Services,
+    job: &JobRow,
+    conversation_id: &ConversationId,
+    (from, to): (u32, u32),
+    known: &[FactRow],
+    extraction: &Extraction,
+) -> anyhow::Result<()> {
+    let now = crate::clock::now();
+    let owned: std::collections::HashSet<u64> = known.iter().map(|fact| fact.id).collect();
+    let mut tx = services
+        .pool
+        .begin()
+        .await
+        .context("starting to store facts")?;
+    // Only the worker that moves the watermark applies its findings: a duplicate job
+    // that read the same messages changes nothing.
+    if !conversations::advance_extraction(&mut tx, conversation_id, from, to).await? {
+        return Ok(());
+    }
+    fn learned<'a>(
+        job: &'a JobRow,
+        conversation_id: &'a ConversationId,
+        (from, to): (u32, u32),
+        proposed: &'a extraction::ProposedFact,
+        hash: &'a str,
+    ) -> NewFact<'a> {
+        NewFact {
+            player_id: job.player_id.as_str(),
+            character_id: job.character_id.as_str(),
+            text: &proposed.text,
+            text_hash: hash,
+            importance: proposed.importance,
+            conversation_id: conversation_id.as_str(),
+            from_seq: from + 1,
+            to_seq: to,
+        }
+    }
+    let mut stored = 0;
+    for proposed in &extraction.facts {
+        let hash = text_hash(&proposed.text);
+        let fact = learned(job, conversation_id, (from, to), proposed, &hash);
+        stored += usize::from(facts::insert(&mut tx, &fact, now).await?);
+    }
+    for (id, proposed) in &extraction.updates {
+        if !owned.contains(id) {
+            tracing::warn!(
+                id,
+                "extractor tried to update a fact that is not this player's; skipped"
+            );
+            continue;
+        }
+        let hash = text_hash(&proposed.text);
+        let fact = learned(job, conversation_id, (from, to), proposed, &hash);
+        facts::update(&mut tx, *id, &fact, now).await?;
+    }
+    for id in &extraction.deletes {
+        if owned.contains(id) {
+            facts::delete_owned(
+                &mut tx,
+                *id,
+                job.player_id.as_str(),
+                job.character_id.as_str(),
+            )
+            .await?;
+        } else {
+            tracing::warn!(
+                id,
+                "extractor tried to delete a fact that is not this player's; skipped"
+            );
+        }
+    }
+    if let Some(topics) = &extraction.topics {
+        conversations::set_topics(&mut tx, conversation_id, &serde_json::to_string(topics)?)
+            .await?;
+    }
+    if let Some(mood) = &extraction.mood {
+        players::set_mood(
+            &mut tx,
+            job.player_id.as_str(),
+            job.character_id.as_str(),
+            (&mood.label, mood.intensity, &mood.reason),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await.context("committing facts")?;
+    tracing::info!(
+        stored,
+        updated = extraction.updates.len(),
+        deleted = extraction.deletes.len(),
+        "facts extracted"
+    );
+    Ok(())
+}
+
+/// Forgets one fact.
+pub async fn forget(services: &Services, fact_id: u64) -> ServiceResult<()> {
+    if facts::delete(&services.pool, fact_id).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound(format!("fact {fact_id} not found")))
+    }
+}

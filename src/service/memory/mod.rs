@@ -1,0 +1,80 @@
+//! What characters remember: the running summary of each conversation (`summary`),
+//! long-term facts per (player, character) (`facts`, `extraction`), their retrieval for
+//! prompts and dashboards (`recall`, `retrieval`), the background jobs that build them
+//! (`jobs`) and the right to be forgotten (`erasure`).
+
+pub mod erasure;
+pub mod extraction;
+pub mod facts;
+pub mod jobs;
+pub mod recall;
+pub mod retrieval;
+pub mod summary;
+
+use crate::{
+    llm::{ChatMessage, Completion, Purpose, retry::RetryPolicy},
+    service::{
+        Services,
+        money::ledger::CallFor,
+        paid_call::{CallOutcome, Delivery, PaidCall},
+    },
+    store::jobs::JobRow,
+};
+use tokio::time::Instant;
+
+/// Messages one summarization or extraction call reads at most; more waits for the next.
+const MESSAGES_PER_JOB: u32 = 60;
+
+/// How a job ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobDone {
+    Finished,
+    /// Not now: the player is in the warning band, the budget cannot afford it, or the
+    /// circuit is open. Try again later without counting an attempt.
+    Deferred,
+}
+
+/// One paid call for background work, on the cheaper model when there is one: one
+/// attempt (the job itself is retried with backoff), `None` when it must wait.
+async fn background_call(
+    services: &Services,
+    job: &JobRow,
+    purpose: Purpose,
+    messages: Vec<ChatMessage>,
+    max_tokens: u32,
+) -> anyhow::Result<Option<Completion>> {
+    let config = &services.config;
+    if !services.llm.is_configured() {
+        return Ok(None);
+    }
+    // The player's own lines come first: in the warning band, background work waits.
+    if services.ledger.status(&job.player_id).await?.warning() {
+        return Ok(None);
+    }
+    let model = config
+        .llm
+        .fallback_model
+        .as_deref()
+        .unwrap_or(&config.llm.model);
+    let retries = RetryPolicy {
+        base: config.llm.retry_base,
+        max_retries: 0,
+        attempt_timeout: config.llm.timeout,
+    };
+    let who = CallFor {
+        player_id: &job.player_id,
+        conversation_id: Some(job.conversation_id.as_str()),
+        character_id: Some(job.character_id.as_str()),
+        purpose,
+    };
+    let deadline = Instant::now() + config.llm.timeout;
+    let mut call = PaidCall::new(who, messages, max_tokens, retries, deadline);
+    call.json_object = purpose == Purpose::FactExtraction;
+    match services.paid_call(&call, model, Delivery::Whole).await? {
+        CallOutcome::Answered { completion, .. } => Ok(Some(completion)),
+        CallOutcome::NotCalled(_) => Ok(None),
+        CallOutcome::Failed { error, .. } => {
+            Err(anyhow::Error::new(error).context(format!("{} call", purpose.as_str())))
+        }
+    }
+}

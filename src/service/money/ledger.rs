@@ -1,0 +1,353 @@
+//! The money ledger: the whole life of a reservation (reserve before a call, settle with
+//! its usage row, or release) and the usage row of every attempt that reached the
+//! provider. Every paid call goes through here, so spend is counted one way only.
+//!
+//! Reserving runs in a transaction that locks the player's row: concurrent turns of one
+//! player, on any replica, take their decisions one at a time. A reservation that its
+//! replica never settled (it died mid-call) expires and stops counting.
+
+use super::{BudgetStatus, Spent};
+use crate::{
+    config::Config,
+    domain::{PlayerId, Usd, prices::PriceTable},
+    llm::{Completion, LlmError, Purpose},
+    metrics,
+    service::error::ServiceResult,
+    store::{
+        self, spend,
+        usage::{self as usage_store, NewUsageRecord},
+    },
+};
+use anyhow::Context;
+use chrono::Duration as ChronoDuration;
+use sqlx::MySqlPool;
+use std::{collections::HashSet, sync::Arc, sync::Mutex, time::Duration};
+
+/// A reservation outlives the call it covers by this much before it is presumed dead.
+const RESERVATION_GRACE: Duration = Duration::from_secs(60);
+
+/// Why a call may not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `PLAYER_LLM_CALLS_PER_HOUR` reached.
+    RateLimited,
+    /// The player's month, or the global day, cannot afford the worst case.
+    BudgetExceeded,
+}
+
+/// Who a call was for, stored with its usage rows.
+#[derive(Debug, Clone, Copy)]
+pub struct CallFor<'a> {
+    pub player_id: &'a PlayerId,
+    pub conversation_id: Option<&'a str>,
+    pub character_id: Option<&'a str>,
+    pub purpose: Purpose,
+}
+
+/// Worst-case money held for one call in flight. Settle it with the answer
+/// (`Ledger::settle`) or `release` it; dropped while still held (the call was cancelled),
+/// it is released in the background.
+#[derive(Debug)]
+pub struct Reservation {
+    id: u64,
+    pool: MySqlPool,
+    held: bool,
+}
+
+impl Reservation {
+    /// Gives the reservation back: the call failed or was not made.
+    pub async fn release(mut self) {
+        self.held = false;
+        if let Err(error) = spend::delete_reservation(&self.pool, self.id).await {
+            tracing::warn!(%error, "could not release a budget reservation; it will expire");
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let (pool, id) = (self.pool.clone(), self.id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = spend::delete_reservation(&pool, id).await {
+                    tracing::warn!(%error, "could not release a dropped reservation; it will expire");
+                }
+            });
+        }
+    }
+}
+
+/// Prices, limits and the database: everything that turns tokens into money.
+#[derive(Debug)]
+pub struct Ledger {
+    pool: MySqlPool,
+    config: Arc<Config>,
+    /// Models already warned about, so an unpriced model logs once, not once per call.
+    unpriced_warned: Mutex<HashSet<String>>,
+}
+
+impl Ledger {
+    pub fn new(pool: MySqlPool, config: Arc<Config>) -> Self {
+        Self {
+            pool,
+            config,
+            unpriced_warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn prices(&self) -> &PriceTable {
+        &self.config.prices
+    }
+
+    /// Cost of a call; an unknown model costs 0 (warned about once).
+    pub fn cost(&self, model: &str, prompt_tokens: u32, completion_tokens: u32) -> Usd {
+        match self.prices().price(model) {
+            Some(price) => price.cost(prompt_tokens, completion_tokens),
+            None => {
+                self.warn_unpriced(model);
+                Usd::ZERO
+            }
+        }
+    }
+
+    fn warn_unpriced(&self, model: &str) {
+        let first_time = self
+            .unpriced_warned
+            .lock()
+            .map(|mut warned| warned.insert(model.to_owned()))
+            .unwrap_or(false);
+        if first_time {
+            tracing::warn!(
+                model,
+                "no price known for this model; its calls are recorded at cost 0 (set MODEL_PRICES_FILE)"
+            );
+        }
+    }
+
+    /// Reads the player's month without locking (for choosing a model, for dashboards).
+    pub async fn status(&self, player_id: &PlayerId) -> sqlx::Result<BudgetStatus> {
+        let now = crate::clock::now();
+        let pool = &self.pool;
+        let limit = spend::monthly_limit(pool, player_id.as_str())
+            .await?
+            .unwrap_or(self.config.player_monthly_budget_usd);
+        Ok(BudgetStatus {
+            spent: spend::month_spend(pool, player_id.as_str(), &spend::month_of(now)).await?,
+            reserved: spend::reserved(pool, player_id.as_str(), now).await?,
+            limit,
+            warning_ratio: self.config.budget_warning_ratio,
+        })
+    }
+
+    /// Reserves a call of at most `worst_case`: one quota slot (when `take_quota`) and the
+    /// worst case against the player's month and the global day, atomically.
+    #[tracing::instrument(skip_all)]
+    pub async fn reserve(
+        &self,
+        player_id: &PlayerId,
+        take_quota: bool,
+        worst_case: Usd,
+    ) -> ServiceResult<Result<Reservation, Refusal>> {
+        let decided = store::retry_lock_conflicts(|| async {
+            self.try_reserve(player_id, take_quota, worst_case)
+                .await
+                .map_err(crate::service::ServiceError::from)
+        })
+        .await?;
+        Ok(decided.map(|id| Reservation {
+            id,
+            pool: self.pool.clone(),
+            held: true,
+        }))
+    }
+
+    async fn try_reserve(
+        &self,
+        player_id: &PlayerId,
+        take_quota: bool,
+        worst_case: Usd,
+    ) -> sqlx::Result<Result<u64, Refusal>> {
+        let config = &self.config;
+        let player_id = player_id.as_str();
+        let now = crate::clock::now();
+        let mut tx = self.pool.begin().await?;
+        let own_limit = spend::lock_player(&mut tx, player_id, now).await?;
+
+        if take_quota {
+            let hour_ago = now - ChronoDuration::hours(1);
+            spend::prune_calls(&mut tx, player_id, hour_ago).await?;
+            let calls = spend::calls_since(&mut tx, player_id, hour_ago).await?;
+            if calls >= i64::from(config.player_llm_calls_per_hour) {
+                return Ok(Err(Refusal::RateLimited));
+            }
+            spend::insert_call(&mut tx, player_id, now).await?;
+        }
+
+        let month = BudgetStatus {
+            spent: spend::month_spend(&mut *tx, player_id, &spend::month_of(now)).await?,
+            reserved: spend::reserved(&mut *tx, player_id, now).await?,
+            limit: own_limit.unwrap_or(config.player_monthly_budget_usd),
+            warning_ratio: config.budget_warning_ratio,
+        };
+        if !month.affords(worst_case) {
+            return Ok(Err(Refusal::BudgetExceeded));
+        }
+        if let Some(daily_cap) = config.global_daily_budget_usd {
+            // Not under a global lock (that would serialize every player): concurrent turns
+            // of different players may overshoot by the reservations in flight, as promised.
+            let day = spend::day_spend(&mut tx, now.date_naive()).await?
+                + spend::reserved_globally(&mut tx, now).await?;
+            if day + worst_case > daily_cap {
+                return Ok(Err(Refusal::BudgetExceeded));
+            }
+        }
+        let hold = ChronoDuration::from_std(config.llm.deadline + RESERVATION_GRACE)
+            .unwrap_or(ChronoDuration::MAX);
+        let id = spend::insert_reservation(&mut tx, player_id, worst_case, now, now + hold).await?;
+        tx.commit().await?;
+        // Housekeeping outside the decision: expired rows are already ignored by the sums.
+        if let Err(error) = spend::prune_reservations(&self.pool, player_id, now).await {
+            tracing::debug!(%error, "could not prune expired reservations; next time");
+        }
+        Ok(Ok(id))
+    }
+
+    /// Records an attempt that failed (another may follow); its reservation stays held.
+    pub async fn record_failure(
+        &self,
+        call: &CallFor<'_>,
+        model: &str,
+        error: &LlmError,
+    ) -> anyhow::Result<Spent> {
+        self.write(call, model, Err(error), None).await
+    }
+
+    /// Records the attempt that answered and settles the call's reservation with it, in
+    /// one transaction. If that fails, the reservation is released and the error returned.
+    pub async fn settle(
+        &self,
+        mut reservation: Reservation,
+        call: &CallFor<'_>,
+        model: &str,
+        completion: &Completion,
+    ) -> anyhow::Result<Spent> {
+        match self
+            .write(call, model, Ok(completion), Some(reservation.id))
+            .await
+        {
+            Ok(spent) => {
+                reservation.held = false;
+                Ok(spent)
+            }
+            Err(error) => {
+                reservation.release().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The usage row of one attempt, its cost added to the spend counters and, when
+    /// given, the reservation it settles: one transaction. Attempts that never reached the
+    /// provider (connection refused) cost nothing and get no row.
+    async fn write(
+        &self,
+        call: &CallFor<'_>,
+        model: &str,
+        result: Result<&Completion, &LlmError>,
+        settles: Option<u64>,
+    ) -> anyhow::Result<Spent> {
+        let (prompt_tokens, completion_tokens, estimated, latency, outcome, http_status) =
+            match result {
+                Ok(completion) => (
+                    completion.usage.prompt_tokens,
+                    completion.usage.completion_tokens,
+                    completion.usage.estimated,
+                    completion.latency,
+                    "success",
+                    None,
+                ),
+                Err(error) => (
+                    0,
+                    0,
+                    false,
+                    error.latency,
+                    error.outcome(),
+                    error.http_status(),
+                ),
+            };
+        let reached = result.err().is_none_or(|error| error.reached_provider());
+        let spent = if reached {
+            let priced = self.prices().price(model).is_some();
+            if !priced {
+                metrics::unpriced_call(model);
+            }
+            Spent {
+                prompt_tokens,
+                completion_tokens,
+                cost_usd: self.cost(model, prompt_tokens, completion_tokens),
+            }
+        } else {
+            Spent::default()
+        };
+        // Counted here, where every attempt of every purpose passes, rather than where
+        // the row commits: a failed write must not hide what the provider was paid.
+        metrics::llm_call(
+            call.purpose.as_str(),
+            model,
+            outcome,
+            latency,
+            spent.prompt_tokens,
+            spent.completion_tokens,
+            spent.cost_usd,
+        );
+        if !reached {
+            // Only an answer settles, and an answer reached the provider.
+            return Ok(spent);
+        }
+        let record = NewUsageRecord {
+            player_id: Some(call.player_id.as_str().to_owned()),
+            conversation_id: call.conversation_id.map(str::to_owned),
+            character_id: call.character_id.map(str::to_owned),
+            purpose: call.purpose.as_str(),
+            model: model.to_owned(),
+            prompt_tokens: spent.prompt_tokens,
+            completion_tokens: spent.completion_tokens,
+            tokens_estimated: estimated,
+            cost_usd: spent.cost_usd,
+            latency_ms: u32::try_from(latency.as_millis()).unwrap_or(u32::MAX),
+            outcome,
+            http_status,
+            created_at: crate::clock::now(),
+        };
+        store::retry_lock_conflicts(|| self.write_record(&record, settles)).await?;
+        Ok(spent)
+    }
+
+    async fn write_record(
+        &self,
+        record: &NewUsageRecord,
+        settles: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await.context("starting a usage record")?;
+        usage_store::insert(&mut tx, record)
+            .await
+            .context("recording LLM usage")?;
+        // Failed attempts cost nothing: no need to touch the (shared) counters.
+        if !record.cost_usd.is_zero() {
+            let player_id = record.player_id.as_deref().unwrap_or_default();
+            spend::add_spend(&mut tx, player_id, record.cost_usd, record.created_at)
+                .await
+                .context("adding to the spend counters")?;
+        }
+        if let Some(reservation) = settles {
+            spend::delete_reservation(&mut *tx, reservation)
+                .await
+                .context("settling a budget reservation")?;
+        }
+        tx.commit().await.context("committing a usage record")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! A turn as the game sent it, parsed: who speaks to whom, what, and in which situation.
+
+use crate::{
+    domain::{Affinity, CharacterId, ConversationId, MessageText, ParseError, PlayerId},
+    store::conversations::ConversationRow,
+};
+use serde_json::{Map, Value, json};
+
+/// Largest `context` object the game may send, in bytes of JSON.
+pub const MAX_CONTEXT_BYTES: usize = 4096;
+
+/// A turn whose input has been parsed.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub conversation_id: ConversationId,
+    pub player_id: PlayerId,
+    pub character_id: CharacterId,
+    pub content: MessageText,
+    pub affinity: Option<Affinity>,
+    /// Free-form facts from the game (location, time of day…) for this line only.
+    pub context: Option<Map<String, Value>>,
+}
+
+impl Turn {
+    /// The parts parsed at the edge, plus the one rule across them: a bounded context.
+    pub fn new(
+        conversation_id: ConversationId,
+        player_id: PlayerId,
+        character_id: CharacterId,
+        content: MessageText,
+        affinity: Option<Affinity>,
+        context: Option<Map<String, Value>>,
+    ) -> Result<Self, ParseError> {
+        if let Some(context) = &context {
+            let size = serde_json::to_vec(context)
+                .map(|bytes| bytes.len())
+                .unwrap_or(usize::MAX);
+            if size > MAX_CONTEXT_BYTES {
+                return Err(ParseError(format!(
+                    "context must be at most {MAX_CONTEXT_BYTES} bytes of JSON"
+                )));
+            }
+        }
+        Ok(Self {
+            conversation_id,
+            player_id,
+            character_id,
+            content,
+            affinity,
+            context,
+        })
+    }
+
+    /// A conversation is bound to the player and character of its first turn.
+    pub fn may_use(&self, conversation: &ConversationRow) -> bool {
+        conversation.player_id == self.player_id && conversation.character_id == self.character_id
+    }
+
+    /// The request as parsed, in a fixed form: what an `Idempotency-Key` is bound to.
+    pub fn canonical(&self) -> Vec<u8> {
+        let value = json!({
+            "player_id": self.player_id.as_str(),
+            "character_id": self.character_id.as_str(),
+            "content": self.content.as_str(),
+            "affinity": self.affinity.map(Affinity::value),
+            "context": self.context,
+        });
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+}

@@ -1,0 +1,225 @@
+//! A player's turn: the parsed input (`input`), the prompt (`prompt`), the reply from the
+//! LLM or a canned line (`reply`, `fallback`), the write of the whole exchange (`write`),
+//! and what keeps turns apart: idempotency keys (`idempotency`) and one turn at a time
+//! per conversation (`lease`). This file is the pipeline that runs them in order.
+
+pub mod exchange;
+pub mod fallback;
+pub mod idempotency;
+pub mod input;
+pub mod lease;
+pub mod prompt;
+pub mod reply;
+mod write;
+
+use crate::{
+    domain::Affinity,
+    service::{ServiceError, ServiceResult, Services, characters::Character, paid_call::TextSink},
+    store::{self, characters as character_store, conversations, messages, players},
+};
+use exchange::{Exchange, TurnOutcome};
+use idempotency::{Begin, ClaimedKey, IdempotencyKey};
+use input::Turn;
+use reply::Situation;
+use rust_decimal::prelude::ToPrimitive;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// What a streamed turn sends, in order, on its one channel: pieces of the reply, then
+/// how the turn ended.
+#[derive(Debug)]
+pub enum TurnEvent {
+    Delta(String),
+    Finished(ServiceResult<TurnOutcome>),
+}
+
+/// How long a turn may hold its conversation (or its idempotency key) before others
+/// presume its replica dead: the whole LLM budget of a turn plus room for the database.
+fn hold_for(services: &Services) -> Duration {
+    services.config.llm.deadline + Duration::from_secs(30)
+}
+
+fn turn_span(turn: &Turn) -> tracing::Span {
+    tracing::info_span!(
+        "turn",
+        conversation_id = %turn.conversation_id,
+        player_id = %turn.player_id
+    )
+}
+
+/// Runs the turn on a task of its own, so that a game server hanging up mid-turn does
+/// not cut it between the provider call and the write: it is stored whole either way.
+/// `character` comes from `precheck`, which the caller runs first.
+pub async fn take_turn(
+    services: Arc<Services>,
+    turn: Turn,
+    character: Character,
+    key: Option<IdempotencyKey>,
+) -> ServiceResult<TurnOutcome> {
+    let span = turn_span(&turn);
+    let task = async move { run(&services, turn, character, key, None).await };
+    tokio::spawn(task.instrument(span))
+        .await
+        .map_err(|error| anyhow::anyhow!("the turn task failed: {error}"))?
+}
+
+/// The same turn, streamed: one task runs it and sends its deltas and then its end on
+/// one channel. The task goes on when the receiver is dropped (the game hung up).
+pub fn stream_turn(
+    services: Arc<Services>,
+    turn: Turn,
+    character: Character,
+    key: Option<IdempotencyKey>,
+) -> mpsc::UnboundedReceiver<TurnEvent> {
+    let (events, receiver) = mpsc::unbounded_channel();
+    let span = turn_span(&turn);
+    let deltas = events.clone();
+    let task = async move {
+        let forward = move |text: &str| {
+            let _ = deltas.send(TurnEvent::Delta(text.to_owned()));
+        };
+        let finished = run(&services, turn, character, key, Some(&forward)).await;
+        let _ = events.send(TurnEvent::Finished(finished));
+    };
+    tokio::spawn(task.instrument(span));
+    receiver
+}
+
+/// The checks that can refuse a turn before any work: an unknown character (404), a
+/// conversation bound elsewhere (409). Run before the turn, so that a streamed turn
+/// answers these refusals with their status codes rather than inside the stream.
+pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Character> {
+    let character_row = character_store::get(&services.pool, turn.character_id.as_str())
+        .await?
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "character {:?} not found",
+                turn.character_id.as_str()
+            ))
+        })?;
+    check_binding(services, turn).await?;
+    Ok(Character::try_from(character_row)?)
+}
+
+async fn run(
+    services: &Services,
+    turn: Turn,
+    character: Character,
+    key: Option<IdempotencyKey>,
+    deltas: Option<&TextSink>,
+) -> ServiceResult<TurnOutcome> {
+    let pool = &services.pool;
+    let claimed = match key {
+        None => None,
+        Some(key) => {
+            let hash = idempotency::request_hash(&turn.canonical());
+            let wait = services.config.llm.turn_queue_wait + hold_for(services);
+            match idempotency::begin(
+                pool,
+                &turn.conversation_id,
+                key,
+                &hash,
+                hold_for(services),
+                wait,
+            )
+            .await?
+            {
+                Begin::Replay(exchange) => return Ok(TurnOutcome::Replayed(exchange)),
+                Begin::Process(claimed) => Some(claimed),
+            }
+        }
+    };
+    let result = serialized(services, &turn, &character, claimed.as_ref(), deltas).await;
+    if result.is_err()
+        && let Some(claimed) = &claimed
+    {
+        idempotency::abandon(pool, claimed).await;
+    }
+    result.map(|exchange| TurnOutcome::Fresh(Box::new(exchange)))
+}
+
+/// The conversation, if it exists; refused when it is bound to another player or character.
+async fn check_binding(
+    services: &Services,
+    turn: &Turn,
+) -> ServiceResult<Option<conversations::ConversationRow>> {
+    match conversations::get(&services.pool, &turn.conversation_id).await? {
+        Some(conversation) if !turn.may_use(&conversation) => Err(
+            ServiceError::ConversationBoundElsewhere(turn.conversation_id.as_str().to_owned()),
+        ),
+        existing => Ok(existing),
+    }
+}
+
+/// The turn proper, one at a time per conversation.
+async fn serialized(
+    services: &Services,
+    turn: &Turn,
+    character: &Character,
+    claimed: Option<&ClaimedKey>,
+    deltas: Option<&TextSink>,
+) -> ServiceResult<Exchange> {
+    let pool = &services.pool;
+    let started = std::time::Instant::now();
+    let lease = lease::acquire(
+        pool,
+        &turn.conversation_id,
+        hold_for(services),
+        services.config.llm.turn_queue_wait,
+    )
+    .await?;
+    let result = async {
+        // Under the lease the history is final: read it only now.
+        let conversation = check_binding(services, turn).await?;
+        let standing =
+            players::standing(pool, turn.player_id.as_str(), turn.character_id.as_str()).await?;
+        let affinity = match turn.affinity {
+            Some(affinity) => affinity,
+            None => standing
+                .as_ref()
+                .and_then(|stored| Affinity::parse(i64::from(stored.affinity)).ok())
+                .unwrap_or_default(),
+        };
+        let mood = standing.as_ref().and_then(|stored| {
+            let label = stored.mood_label.as_deref()?;
+            let intensity = stored.mood_intensity.and_then(|i| i.to_f64())?;
+            Some((label, intensity))
+        });
+        let recent = match &conversation {
+            Some(_) => {
+                let window = services.config.context_recent_messages;
+                messages::recent(pool, &turn.conversation_id, window).await?
+            }
+            None => Vec::new(),
+        };
+        let situation = Situation {
+            affinity,
+            mood,
+            summary: conversation.as_ref().and_then(|c| c.summary.as_deref()),
+            recent: &recent,
+        };
+        let reply = reply::compose(services, turn, character, situation, deltas).await?;
+        // The reply is paid for: a lost lock conflict must not lose it.
+        let stored =
+            store::retry_lock_conflicts(|| write::store_turn(services, turn, &reply, claimed))
+                .await?;
+        crate::metrics::turn(stored.source().as_str());
+        // One line per turn; ids and figures only, never what was said.
+        tracing::info!(
+            character_id = %turn.character_id,
+            source = %stored.source(),
+            fallback_reason = reply.fallback_reason.map(|reason| reason.as_str()),
+            attempts = reply.attempts,
+            prompt_tokens = reply.spent.prompt_tokens,
+            completion_tokens = reply.spent.completion_tokens,
+            cost_usd = %reply.spent.cost_usd,
+            latency_ms = started.elapsed().as_millis() as u64,
+            "turn"
+        );
+        Ok(stored)
+    }
+    .await;
+    lease.release(pool).await;
+    result
+}

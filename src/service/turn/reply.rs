@@ -1,0 +1,250 @@
+//! The character's next line: from the LLM when the quota, the budget and the circuit
+//! allow it (the primary model, then `LLM_FALLBACK_MODEL`), else a canned line that says
+//! why. Each model is one paid call (`service::paid_call`); this module only chooses
+//! the models, builds the prompt and falls back.
+
+use super::{
+    fallback,
+    input::Turn,
+    prompt::{self, PastMessage, PromptInput},
+};
+use crate::{
+    domain::{Affinity, FallbackReason, Role, Source},
+    llm::{ChatMessage, Purpose, retry::RetryPolicy},
+    metrics,
+    service::{
+        ServiceResult, Services,
+        characters::Character,
+        memory::recall,
+        money::{
+            Spent,
+            ledger::{CallFor, Refusal},
+        },
+        paid_call::{CallOutcome, Delivery, NotCalled, PaidCall, TextSink},
+    },
+    store::messages::MessageRow,
+};
+use tokio::time::Instant;
+
+/// The character's line before it is stored.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub content: String,
+    pub fallback_reason: Option<FallbackReason>,
+    pub spent: Spent,
+    /// Provider attempts made for it, over all models.
+    pub attempts: u32,
+}
+
+/// The models to try, in order. In the budget warning band the cheaper fallback model
+/// replaces the primary; otherwise it backs the primary up.
+pub fn model_plan(primary: &str, fallback_model: Option<&str>, warning: bool) -> Vec<String> {
+    match fallback_model {
+        Some(cheaper) if warning => vec![cheaper.to_owned()],
+        Some(cheaper) if cheaper != primary => vec![primary.to_owned(), cheaper.to_owned()],
+        _ => vec![primary.to_owned()],
+    }
+}
+
+/// What the character knows of the conversation and the player before answering.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation<'a> {
+    pub affinity: Affinity,
+    /// From the last fact extraction: label and intensity.
+    pub mood: Option<(&'a str, f64)>,
+    /// The running summary of the messages older than `recent`.
+    pub summary: Option<&'a str>,
+    /// The last messages, oldest first.
+    pub recent: &'a [MessageRow],
+}
+
+/// The fallback reason a call that was not made gives.
+fn reason(not_called: NotCalled) -> FallbackReason {
+    match not_called {
+        NotCalled::CircuitOpen => FallbackReason::CircuitOpen,
+        NotCalled::Refused(Refusal::RateLimited) => FallbackReason::RateLimited,
+        NotCalled::Refused(Refusal::BudgetExceeded) => FallbackReason::BudgetExceeded,
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn compose(
+    services: &Services,
+    turn: &Turn,
+    character: &Character,
+    situation: Situation<'_>,
+    deltas: Option<&TextSink>,
+) -> ServiceResult<Reply> {
+    if !services.llm.is_configured() {
+        return Ok(canned(
+            character,
+            situation,
+            deltas,
+            FallbackReason::LlmNotConfigured,
+            Spent::default(),
+            0,
+        ));
+    }
+    let config = &services.config;
+    let prompt = build_prompt(services, turn, character, situation).await?;
+    // The warning band only changes the plan when there is a cheaper model to switch to.
+    let warning = match &config.llm.fallback_model {
+        Some(_) => services.ledger.status(&turn.player_id).await?.warning(),
+        None => false,
+    };
+    let primary = character.model.as_deref().unwrap_or(&config.llm.model);
+    let models = model_plan(primary, config.llm.fallback_model.as_deref(), warning);
+
+    let retries = RetryPolicy {
+        base: config.llm.retry_base,
+        max_retries: config.llm.max_retries,
+        attempt_timeout: config.llm.timeout,
+    };
+    let who = CallFor {
+        player_id: &turn.player_id,
+        conversation_id: Some(turn.conversation_id.as_str()),
+        character_id: Some(turn.character_id.as_str()),
+        purpose: Purpose::Conversation,
+    };
+    // One deadline for all models: a turn's whole LLM work.
+    let mut call = PaidCall::new(
+        who,
+        prompt,
+        config.llm.max_tokens,
+        retries,
+        Instant::now() + config.llm.deadline,
+    );
+    // The quota counts turns: the first reservation takes the slot for every model.
+    call.take_quota = true;
+    let delivery = deltas.map_or(Delivery::Whole, Delivery::Streamed);
+    let (mut spent, mut attempts) = (Spent::default(), 0);
+    let mut why = FallbackReason::LlmError;
+    for model in &models {
+        match services.paid_call(&call, model, delivery).await? {
+            CallOutcome::Answered {
+                completion,
+                spent: cost,
+                attempts: made,
+            } => {
+                spent.add(cost);
+                return Ok(Reply {
+                    content: completion.content,
+                    fallback_reason: None,
+                    spent,
+                    attempts: attempts + made,
+                });
+            }
+            CallOutcome::Failed {
+                spent: cost,
+                attempts: made,
+                ..
+            } => {
+                spent.add(cost);
+                attempts += made;
+                call.take_quota = false;
+                why = FallbackReason::LlmError;
+            }
+            // No other model can help: the quota counts turns.
+            CallOutcome::NotCalled(refused @ NotCalled::Refused(Refusal::RateLimited)) => {
+                metrics::refusal("quota");
+                why = reason(refused);
+                break;
+            }
+            // A cheaper model further down the plan may still fit or be closed.
+            CallOutcome::NotCalled(not_called) => {
+                if not_called == NotCalled::Refused(Refusal::BudgetExceeded) {
+                    metrics::refusal("budget");
+                }
+                why = reason(not_called);
+            }
+        }
+    }
+    Ok(canned(character, situation, deltas, why, spent, attempts))
+}
+
+/// The prompt: persona and situation, what the character remembers, the recent window.
+async fn build_prompt(
+    services: &Services,
+    turn: &Turn,
+    character: &Character,
+    situation: Situation<'_>,
+) -> ServiceResult<Vec<ChatMessage>> {
+    let past: Vec<PastMessage<'_>> = situation
+        .recent
+        .iter()
+        .map(|message| PastMessage {
+            from_player: message.role == Role::Player,
+            content: &message.content,
+        })
+        .collect();
+    let memories = recall::recall(
+        &services.pool,
+        &turn.player_id,
+        &turn.character_id,
+        turn.content.as_str(),
+        services.config.memory_facts_in_prompt,
+    )
+    .await?;
+    Ok(prompt::build_prompt(&PromptInput {
+        character_name: &character.name,
+        persona: &character.persona,
+        affinity: situation.affinity,
+        game_context: turn.context.as_ref(),
+        memories: &memories,
+        summary: situation.summary,
+        mood: situation.mood,
+        recent: &past,
+        current: turn.content.as_str(),
+    }))
+}
+
+/// A canned line for the affinity tier, never the conversation's last canned line.
+fn canned(
+    character: &Character,
+    situation: Situation<'_>,
+    deltas: Option<&TextSink>,
+    reason: FallbackReason,
+    spent: Spent,
+    attempts: u32,
+) -> Reply {
+    let previous = situation
+        .recent
+        .iter()
+        .rev()
+        .find(|message| message.source == Some(Source::Fallback))
+        .map(|message| message.content.as_str());
+    tracing::info!(reason = reason.as_str(), "answering with a fallback line");
+    metrics::fallback(reason.as_str());
+    let content = fallback::choose_line(
+        character.fallback_lines.as_ref(),
+        situation.affinity.tier(),
+        previous,
+    );
+    // Streamed, a canned line is one delta.
+    if let Some(sink) = deltas {
+        sink(&content);
+    }
+    Reply {
+        content,
+        fallback_reason: Some(reason),
+        spent,
+        attempts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_model_backs_up_the_primary_and_replaces_it_in_the_warning_band() {
+        assert_eq!(model_plan("big", None, false), vec!["big"]);
+        assert_eq!(model_plan("big", None, true), vec!["big"]);
+        assert_eq!(
+            model_plan("big", Some("small"), false),
+            vec!["big", "small"]
+        );
+        assert_eq!(model_plan("big", Some("small"), true), vec!["small"]);
+        assert_eq!(model_plan("small", Some("small"), false), vec!["small"]);
+    }
+}
