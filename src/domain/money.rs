@@ -148,7 +148,7 @@ mod tests {
             let json = serde_json::to_string(&amount)?;
             assert_eq!(serde_json::from_str::<Usd>(&json)?, amount, "{json}");
         }
-        assert_eq!(serde_json::to_string(&usd("0.000073"))?, "7.3e-5");
+        assert_eq!(serde_json::to_string(&usd("0.000073"))?, "0.000073");
         Ok(())
     }
 }
