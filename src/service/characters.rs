@@ -127,7 +127,7 @@ pub async fn put(
 }
 
 pub async fn get(services: &Services, id: &CharacterId) -> ServiceResult<Character> {
-    let row = store::get(&services.pool, id.as_str())
+    let row = store::get(&services.pool, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("character {:?} not found", id.as_str())))?;
     Ok(Character::try_from(row)?)

@@ -1,5 +1,6 @@
 //! The `characters` table.
 
+use crate::domain::CharacterId;
 use chrono::{DateTime, Utc};
 use sqlx::MySqlPool;
 
@@ -36,7 +37,7 @@ pub async fn upsert(pool: &MySqlPool, row: &CharacterRow) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn get(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<CharacterRow>> {
+pub async fn get(pool: &MySqlPool, id: &CharacterId) -> sqlx::Result<Option<CharacterRow>> {
     sqlx::query_as(
         "SELECT id, name, persona, model, fallback_lines, created_at, updated_at
          FROM characters WHERE id = ?",

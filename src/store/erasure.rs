@@ -1,11 +1,12 @@
 //! Right to be forgotten: everything stored about a player, in one transaction.
 
+use crate::domain::PlayerId;
 use sqlx::MySqlConnection;
 
 /// Erases the player's conversations, messages, summaries, facts, affinity and mood,
 /// pending jobs, keys, quota and budget rows. Usage rows stay for accounting, with their
 /// player and conversation unlinked. False when the player was unknown.
-pub async fn erase_player(conn: &mut MySqlConnection, player_id: &str) -> sqlx::Result<bool> {
+pub async fn erase_player(conn: &mut MySqlConnection, player_id: &PlayerId) -> sqlx::Result<bool> {
     // Statements rather than foreign keys with ON DELETE CASCADE: the schema is meant to
     // shard by player, where cross-table cascades are not available.
     const BY_CONVERSATION: [&str; 3] = [

@@ -1,5 +1,6 @@
 //! The `memory_facts` table: what a character remembers about a player.
 
+use crate::domain::{CharacterId, ConversationId, PlayerId};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool, QueryBuilder};
 
@@ -20,12 +21,12 @@ pub struct FactRow {
 
 #[derive(Debug, Clone)]
 pub struct NewFact<'a> {
-    pub player_id: &'a str,
-    pub character_id: &'a str,
+    pub player_id: &'a PlayerId,
+    pub character_id: &'a CharacterId,
     pub text: &'a str,
     pub text_hash: &'a str,
     pub importance: u8,
-    pub conversation_id: &'a str,
+    pub conversation_id: &'a ConversationId,
     pub from_seq: u32,
     pub to_seq: u32,
 }
@@ -34,8 +35,8 @@ pub struct NewFact<'a> {
 /// retrieval scores these, so its cost is bounded whatever a player has accumulated.
 pub async fn candidates(
     pool: &MySqlPool,
-    player_id: &str,
-    character_id: &str,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
     limit: u32,
 ) -> sqlx::Result<Vec<FactRow>> {
     sqlx::query_as(
@@ -109,8 +110,8 @@ pub async fn update(
 pub async fn delete_owned(
     conn: &mut MySqlConnection,
     id: u64,
-    player_id: &str,
-    character_id: &str,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
 ) -> sqlx::Result<bool> {
     let result =
         sqlx::query("DELETE FROM memory_facts WHERE id = ? AND player_id = ? AND character_id = ?")

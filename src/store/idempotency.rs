@@ -1,6 +1,7 @@
 //! The `idempotency_keys` table: a key per conversation, its request's hash and, once
 //! the turn is stored, its response.
 
+use crate::domain::ConversationId;
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
@@ -29,7 +30,7 @@ struct Row {
 /// Claims `key` for `token`, in a short transaction of its own.
 pub async fn claim(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     key: &str,
     request_hash: &str,
     token: &str,
@@ -94,7 +95,7 @@ pub async fn claim(
 /// the turn is stored.
 pub async fn complete(
     conn: &mut MySqlConnection,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     key: &str,
     token: &str,
     response: &str,
@@ -115,7 +116,7 @@ pub async fn complete(
 /// Frees the key after a failed turn, so the game's retry is processed afresh.
 pub async fn abandon(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     key: &str,
     token: &str,
 ) -> sqlx::Result<()> {

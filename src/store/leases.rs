@@ -1,5 +1,6 @@
 //! The `conversation_leases` table: who may process a turn of a conversation right now.
 
+use crate::domain::ConversationId;
 use chrono::{DateTime, Utc};
 use sqlx::MySqlPool;
 
@@ -7,7 +8,7 @@ use sqlx::MySqlPool;
 /// held between them or afterwards.
 pub async fn try_acquire(
     pool: &MySqlPool,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     holder: &str,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -36,7 +37,11 @@ pub async fn try_acquire(
     Ok(taken_over.rows_affected() == 1)
 }
 
-pub async fn release(pool: &MySqlPool, conversation_id: &str, holder: &str) -> sqlx::Result<()> {
+pub async fn release(
+    pool: &MySqlPool,
+    conversation_id: &ConversationId,
+    holder: &str,
+) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM conversation_leases WHERE conversation_id = ? AND holder = ?")
         .bind(conversation_id)
         .bind(holder)

@@ -1,5 +1,6 @@
 //! The `players` and `affinities` tables.
 
+use crate::domain::{CharacterId, PlayerId};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
@@ -7,7 +8,7 @@ use sqlx::{MySqlConnection, MySqlPool};
 /// `conversations::create_and_lock`, so concurrent first turns do not deadlock.
 pub async fn ensure(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -22,8 +23,8 @@ pub async fn ensure(
 
 pub async fn set_affinity(
     conn: &mut MySqlConnection,
-    player_id: &str,
-    character_id: &str,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
     affinity: i32,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -43,8 +44,8 @@ pub async fn set_affinity(
 /// How the character now feels about the player, as the last extraction read it.
 pub async fn set_mood(
     conn: &mut MySqlConnection,
-    player_id: &str,
-    character_id: &str,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
     mood: (&str, rust_decimal::Decimal, &str),
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -76,8 +77,8 @@ pub struct Standing {
 /// The stored affinity and mood of the character towards the player.
 pub async fn standing(
     pool: &MySqlPool,
-    player_id: &str,
-    character_id: &str,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
 ) -> sqlx::Result<Option<Standing>> {
     sqlx::query_as(
         "SELECT affinity, mood_label, mood_intensity FROM affinities

@@ -4,7 +4,7 @@
 //! Every check-and-reserve runs in a transaction that first locks the player's row, so
 //! concurrent turns of one player, on any replica, take their decisions one at a time.
 
-use crate::domain::Usd;
+use crate::domain::{PlayerId, Usd};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
@@ -13,7 +13,7 @@ use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 /// player's own monthly limit, if set.
 pub async fn lock_player(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Usd>> {
     super::players::ensure(&mut *conn, player_id, now).await?;
@@ -25,7 +25,7 @@ pub async fn lock_player(
 
 pub async fn calls_since(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     since: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM quota_calls WHERE player_id = ? AND reserved_at > ?")
@@ -38,7 +38,7 @@ pub async fn calls_since(
 /// Forgets calls that no longer count, so the table holds about an hour per player.
 pub async fn prune_calls(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     before: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM quota_calls WHERE player_id = ? AND reserved_at <= ?")
@@ -51,7 +51,7 @@ pub async fn prune_calls(
 
 pub async fn insert_call(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
     let result = sqlx::query("INSERT INTO quota_calls (player_id, reserved_at) VALUES (?, ?)")
@@ -64,7 +64,7 @@ pub async fn insert_call(
 
 pub async fn month_spend<'c>(
     conn: impl sqlx::MySqlExecutor<'c>,
-    player_id: &str,
+    player_id: &PlayerId,
     month: &str,
 ) -> sqlx::Result<Usd> {
     let spent: Option<Usd> = sqlx::query_scalar(
@@ -80,7 +80,7 @@ pub async fn month_spend<'c>(
 /// Worst-case cost of the player's calls in flight.
 pub async fn reserved<'c>(
     conn: impl sqlx::MySqlExecutor<'c>,
-    player_id: &str,
+    player_id: &PlayerId,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Usd> {
     sqlx::query_scalar(
@@ -116,7 +116,7 @@ pub async fn day_spend(conn: &mut MySqlConnection, day: NaiveDate) -> sqlx::Resu
 
 pub async fn insert_reservation(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     amount: Usd,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -138,7 +138,7 @@ pub async fn insert_reservation(
 /// player's index only: a range on the expiry index would lock other players' rows.
 pub async fn prune_reservations(
     pool: &MySqlPool,
-    player_id: &str,
+    player_id: &PlayerId,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -168,7 +168,7 @@ pub async fn delete_reservation<'c>(
 /// only some replicas) sees the whole day; the price is one small row update per call.
 pub async fn add_spend(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     amount: Usd,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -196,7 +196,7 @@ pub async fn add_spend(
 
 pub async fn set_monthly_limit(
     conn: &mut MySqlConnection,
-    player_id: &str,
+    player_id: &PlayerId,
     limit: Option<Usd>,
 ) -> sqlx::Result<()> {
     sqlx::query("UPDATE players SET monthly_limit_usd = ? WHERE id = ?")
@@ -207,7 +207,7 @@ pub async fn set_monthly_limit(
     Ok(())
 }
 
-pub async fn monthly_limit(pool: &MySqlPool, player_id: &str) -> sqlx::Result<Option<Usd>> {
+pub async fn monthly_limit(pool: &MySqlPool, player_id: &PlayerId) -> sqlx::Result<Option<Usd>> {
     let limit: Option<Option<Usd>> =
         sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ?")
             .bind(player_id)

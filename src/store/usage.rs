@@ -1,14 +1,14 @@
 //! The `usage_records` table: one row per LLM call, and the sums dashboards read.
 
-use crate::domain::Usd;
+use crate::domain::{CharacterId, ConversationId, PlayerId, Usd};
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewUsageRecord {
-    pub player_id: Option<String>,
-    pub conversation_id: Option<String>,
-    pub character_id: Option<String>,
+    pub player_id: PlayerId,
+    pub conversation_id: Option<ConversationId>,
+    pub character_id: Option<CharacterId>,
     pub purpose: &'static str,
     pub model: String,
     pub prompt_tokens: u32,
@@ -60,9 +60,9 @@ pub async fn insert(conn: &mut MySqlConnection, record: &NewUsageRecord) -> sqlx
 /// The cost is linear in the rows matched, and writes pay for no extra table.
 #[derive(Debug, Clone, Default)]
 pub struct UsageFilter {
-    pub player_id: Option<String>,
-    pub conversation_id: Option<String>,
-    pub character_id: Option<String>,
+    pub player_id: Option<PlayerId>,
+    pub conversation_id: Option<ConversationId>,
+    pub character_id: Option<CharacterId>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
 }

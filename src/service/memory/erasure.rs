@@ -15,7 +15,7 @@ pub async fn erase_player(services: &Services, player_id: &PlayerId) -> ServiceR
 
 async fn try_erase(services: &Services, player_id: &PlayerId) -> ServiceResult<()> {
     let mut tx = services.pool.begin().await.context("starting an erasure")?;
-    let found = erasure::erase_player(&mut tx, player_id.as_str()).await?;
+    let found = erasure::erase_player(&mut tx, player_id).await?;
     if !found {
         return Err(ServiceError::NotFound(format!(
             "player {:?} not found",

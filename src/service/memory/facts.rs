@@ -47,8 +47,8 @@ pub async fn extract_facts(services: &Services, job: &JobRow) -> anyhow::Result<
     };
     let known = facts::candidates(
         pool,
-        job.player_id.as_str(),
-        job.character_id.as_str(),
+        &job.player_id,
+        &job.character_id,
         KNOWN_FACTS_FOR_EXTRACTION,
     )
     .await?;
@@ -122,12 +122,12 @@ async fn apply(
         hash: &'a str,
     ) -> NewFact<'a> {
         NewFact {
-            player_id: job.player_id.as_str(),
-            character_id: job.character_id.as_str(),
+            player_id: &job.player_id,
+            character_id: &job.character_id,
             text: &proposed.text,
             text_hash: hash,
             importance: proposed.importance,
-            conversation_id: conversation_id.as_str(),
+            conversation_id,
             from_seq: from + 1,
             to_seq: to,
         }
@@ -152,13 +152,7 @@ async fn apply(
     }
     for id in &extraction.deletes {
         if owned.contains(id) {
-            facts::delete_owned(
-                &mut tx,
-                *id,
-                job.player_id.as_str(),
-                job.character_id.as_str(),
-            )
-            .await?;
+            facts::delete_owned(&mut tx, *id, &job.player_id, &job.character_id).await?;
         } else {
             tracing::warn!(
                 id,
@@ -173,8 +167,8 @@ async fn apply(
     if let Some(mood) = &extraction.mood {
         players::set_mood(
             &mut tx,
-            job.player_id.as_str(),
-            job.character_id.as_str(),
+            &job.player_id,
+            &job.character_id,
             (&mood.label, mood.intensity, &mood.reason),
             now,
         )

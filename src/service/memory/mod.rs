@@ -63,8 +63,8 @@ async fn background_call(
     };
     let who = CallFor {
         player_id: &job.player_id,
-        conversation_id: Some(job.conversation_id.as_str()),
-        character_id: Some(job.character_id.as_str()),
+        conversation_id: Some(&job.conversation_id),
+        character_id: Some(&job.character_id),
         purpose,
     };
     let deadline = Instant::now() + config.llm.timeout;

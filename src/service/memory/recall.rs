@@ -23,13 +23,7 @@ pub async fn recall(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let candidates = facts::candidates(
-        pool,
-        player_id.as_str(),
-        character_id.as_str(),
-        RETRIEVAL_CANDIDATES,
-    )
-    .await?;
+    let candidates = facts::candidates(pool, player_id, character_id, RETRIEVAL_CANDIDATES).await?;
     let now = crate::clock::now();
     let chosen = retrieval::rank(&candidates, Some(current_message), now, limit as usize);
     let ids: Vec<u64> = chosen.iter().map(|(fact, _)| fact.id).collect();
@@ -51,8 +45,8 @@ pub async fn list(
 ) -> ServiceResult<Vec<FactRow>> {
     let candidates = facts::candidates(
         &services.pool,
-        player_id.as_str(),
-        character_id.as_str(),
+        player_id,
+        character_id,
         RETRIEVAL_CANDIDATES,
     )
     .await?;

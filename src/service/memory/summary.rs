@@ -35,7 +35,7 @@ pub async fn summarize(services: &Services, job: &JobRow) -> anyhow::Result<JobD
     let Some(last) = aged_out.last().map(|message| message.seq) else {
         return Ok(JobDone::Finished);
     };
-    let character_name = store::characters::get(pool, job.character_id.as_str())
+    let character_name = store::characters::get(pool, &job.character_id)
         .await?
         .map(|character| character.name)
         .unwrap_or_else(|| job.character_id.to_string());

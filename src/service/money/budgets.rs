@@ -119,8 +119,8 @@ pub async fn set_limit(
         .begin()
         .await
         .context("starting a budget change")?;
-    spend::lock_player(&mut tx, player_id.as_str(), crate::clock::now()).await?;
-    spend::set_monthly_limit(&mut tx, player_id.as_str(), limit).await?;
+    spend::lock_player(&mut tx, player_id, crate::clock::now()).await?;
+    spend::set_monthly_limit(&mut tx, player_id, limit).await?;
     tx.commit().await.context("committing a budget change")?;
     month(services, player_id).await
 }

@@ -9,7 +9,7 @@
 use super::{BudgetStatus, Spent};
 use crate::{
     config::Config,
-    domain::{PlayerId, Usd, prices::PriceTable},
+    domain::{CharacterId, ConversationId, PlayerId, Usd, prices::PriceTable},
     llm::{Completion, LlmError, Purpose},
     metrics,
     service::error::ServiceResult,
@@ -39,8 +39,8 @@ pub enum Refusal {
 #[derive(Debug, Clone, Copy)]
 pub struct CallFor<'a> {
     pub player_id: &'a PlayerId,
-    pub conversation_id: Option<&'a str>,
-    pub character_id: Option<&'a str>,
+    pub conversation_id: Option<&'a ConversationId>,
+    pub character_id: Option<&'a CharacterId>,
     pub purpose: Purpose,
 }
 
@@ -131,12 +131,12 @@ impl Ledger {
     pub async fn status(&self, player_id: &PlayerId) -> sqlx::Result<BudgetStatus> {
         let now = crate::clock::now();
         let pool = &self.pool;
-        let limit = spend::monthly_limit(pool, player_id.as_str())
+        let limit = spend::monthly_limit(pool, player_id)
             .await?
             .unwrap_or(self.config.player_monthly_budget_usd);
         Ok(BudgetStatus {
-            spent: spend::month_spend(pool, player_id.as_str(), &spend::month_of(now)).await?,
-            reserved: spend::reserved(pool, player_id.as_str(), now).await?,
+            spent: spend::month_spend(pool, player_id, &spend::month_of(now)).await?,
+            reserved: spend::reserved(pool, player_id, now).await?,
             limit,
             warning_ratio: self.config.budget_warning_ratio,
         })
@@ -171,7 +171,6 @@ impl Ledger {
         worst_case: Usd,
     ) -> sqlx::Result<Result<u64, Refusal>> {
         let config = &self.config;
-        let player_id = player_id.as_str();
         let now = crate::clock::now();
         let mut tx = self.pool.begin().await?;
         let own_limit = spend::lock_player(&mut tx, player_id, now).await?;
@@ -308,9 +307,9 @@ impl Ledger {
             return Ok(spent);
         }
         let record = NewUsageRecord {
-            player_id: Some(call.player_id.as_str().to_owned()),
-            conversation_id: call.conversation_id.map(str::to_owned),
-            character_id: call.character_id.map(str::to_owned),
+            player_id: call.player_id.clone(),
+            conversation_id: call.conversation_id.cloned(),
+            character_id: call.character_id.cloned(),
             purpose: call.purpose.as_str(),
             model: model.to_owned(),
             prompt_tokens: spent.prompt_tokens,
@@ -337,10 +336,14 @@ impl Ledger {
             .context("recording LLM usage")?;
         // Failed attempts cost nothing: no need to touch the (shared) counters.
         if !record.cost_usd.is_zero() {
-            let player_id = record.player_id.as_deref().unwrap_or_default();
-            spend::add_spend(&mut tx, player_id, record.cost_usd, record.created_at)
-                .await
-                .context("adding to the spend counters")?;
+            spend::add_spend(
+                &mut tx,
+                &record.player_id,
+                record.cost_usd,
+                record.created_at,
+            )
+            .await
+            .context("adding to the spend counters")?;
         }
         if let Some(reservation) = settles {
             spend::delete_reservation(&mut *tx, reservation)

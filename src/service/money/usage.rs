@@ -194,15 +194,9 @@ pub async fn report(services: &Services, filter: &ReportFilter) -> ServiceResult
     let pool = &services.pool;
     let TimeRange { from, to } = filter.range;
     let rows = UsageFilter {
-        player_id: filter.player_id.as_ref().map(|id| id.as_str().to_owned()),
-        conversation_id: filter
-            .conversation_id
-            .as_ref()
-            .map(|id| id.as_str().to_owned()),
-        character_id: filter
-            .character_id
-            .as_ref()
-            .map(|id| id.as_str().to_owned()),
+        player_id: filter.player_id.clone(),
+        conversation_id: filter.conversation_id.clone(),
+        character_id: filter.character_id.clone(),
         from,
         to,
     };

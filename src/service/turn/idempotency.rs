@@ -83,7 +83,7 @@ pub async fn begin(
         let claim = store::retry_lock_conflicts(|| {
             store_keys::claim(
                 pool,
-                conversation_id.as_str(),
+                conversation_id,
                 key.as_str(),
                 request_hash,
                 &token,
@@ -127,7 +127,7 @@ pub async fn abandon(pool: &MySqlPool, claimed: &ClaimedKey) {
     let freed = store::retry_lock_conflicts(|| {
         store_keys::abandon(
             pool,
-            claimed.conversation_id.as_str(),
+            &claimed.conversation_id,
             claimed.key.as_str(),
             &claimed.token,
         )

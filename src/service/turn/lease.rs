@@ -33,7 +33,7 @@ pub async fn acquire(
     loop {
         let now = crate::clock::now();
         let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
-        match leases::try_acquire(pool, conversation_id.as_str(), &holder, now, expires_at).await {
+        match leases::try_acquire(pool, conversation_id, &holder, now, expires_at).await {
             Ok(true) => {
                 return Ok(Lease {
                     conversation_id: conversation_id.clone(),
@@ -60,7 +60,7 @@ impl Lease {
     /// Best effort: a lease not released expires after `hold_for`.
     pub async fn release(self, pool: &MySqlPool) {
         let released = store::retry_lock_conflicts(|| {
-            leases::release(pool, self.conversation_id.as_str(), &self.holder)
+            leases::release(pool, &self.conversation_id, &self.holder)
         })
         .await;
         if let Err(error) = released {

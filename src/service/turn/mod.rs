@@ -90,7 +90,7 @@ pub fn stream_turn(
 /// conversation bound elsewhere (409). Run before the turn, so that a streamed turn
 /// answers these refusals with their status codes rather than inside the stream.
 pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Character> {
-    let character_row = character_store::get(&services.pool, turn.character_id.as_str())
+    let character_row = character_store::get(&services.pool, &turn.character_id)
         .await?
         .ok_or_else(|| {
             ServiceError::NotFound(format!(
@@ -172,8 +172,7 @@ async fn serialized(
     let result = async {
         // Under the lease the history is final: read it only now.
         let conversation = check_binding(services, turn).await?;
-        let standing =
-            players::standing(pool, turn.player_id.as_str(), turn.character_id.as_str()).await?;
+        let standing = players::standing(pool, &turn.player_id, &turn.character_id).await?;
         let affinity = match turn.affinity {
             Some(affinity) => affinity,
             None => standing

@@ -102,8 +102,8 @@ pub async fn compose(
     };
     let who = CallFor {
         player_id: &turn.player_id,
-        conversation_id: Some(turn.conversation_id.as_str()),
-        character_id: Some(turn.character_id.as_str()),
+        conversation_id: Some(&turn.conversation_id),
+        character_id: Some(&turn.character_id),
         purpose: Purpose::Conversation,
     };
     // One deadline for all models: a turn's whole LLM work.

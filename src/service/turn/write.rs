@@ -29,7 +29,7 @@ pub async fn store_turn(
         .begin()
         .await
         .context("starting the turn transaction")?;
-    players::ensure(&mut tx, turn.player_id.as_str(), now).await?;
+    players::ensure(&mut tx, &turn.player_id, now).await?;
     let conversation = conversations::create_and_lock(
         &mut tx,
         &turn.conversation_id,
@@ -99,8 +99,8 @@ pub async fn store_turn(
     if let Some(affinity) = turn.affinity {
         players::set_affinity(
             &mut tx,
-            turn.player_id.as_str(),
-            turn.character_id.as_str(),
+            &turn.player_id,
+            &turn.character_id,
             affinity.value(),
             now,
         )
@@ -117,7 +117,7 @@ pub async fn store_turn(
         let stored = serde_json::to_string(&exchange).context("encoding the idempotent answer")?;
         stored_keys::complete(
             &mut tx,
-            claimed.conversation_id.as_str(),
+            &claimed.conversation_id,
             claimed.key.as_str(),
             &claimed.token,
             &stored,
