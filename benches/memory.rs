@@ -1,5 +1,4 @@
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     reason = "a benchmark that cannot set itself up should fail loudly"
 )]
@@ -18,7 +17,7 @@
 #[path = "../tests/api/databases.rs"]
 mod databases;
 #[path = "../tests/api/mock_provider.rs"]
-#[allow(dead_code, reason = "the benchmark uses only part of the test mock")]
+#[expect(dead_code, reason = "the benchmark uses only part of the test mock")]
 mod mock_provider;
 
 use chrono::{Duration as ChronoDuration, Utc};

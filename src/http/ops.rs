@@ -1,7 +1,8 @@
 //! Health endpoints, open to probes without a key, and `/metrics`, behind one.
 
+use super::error::ApiError;
 use super::{AppState, extract::Json};
-use crate::{http::error::ApiError, store};
+use crate::service::memory::jobs;
 use axum::{
     extract::State,
     http::header::CONTENT_TYPE,
@@ -28,7 +29,7 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "Database unreachable", body = crate::http::error::ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    if store::ping(&state.pool).await {
+    if state.database_answers().await {
         Ok(Json(Health { status: "ready" }))
     } else {
         Err(ApiError::Unavailable("database unreachable".into()))
@@ -60,29 +61,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
 /// their last value rather than failing the scrape: the other series matter most then.
 async fn sample_shared_state(state: &AppState) {
     crate::metrics::db_pool(state.pool.size(), state.pool.num_idle());
-    let stats = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        store::jobs::queue_stats(&state.pool),
-    )
-    .await;
-    match stats {
-        Ok(Ok(rows)) => {
-            let now = crate::clock::now();
-            let mut sample = crate::metrics::QueueSample::default();
-            for (status, count, oldest) in rows {
-                match status.as_str() {
-                    "pending" => {
-                        sample.pending = count;
-                        sample.oldest_pending_age = (now - oldest).to_std().unwrap_or_default();
-                    }
-                    "running" => sample.running = count,
-                    "parked" => sample.parked = count,
-                    _ => {}
-                }
-            }
-            crate::metrics::jobs(sample);
-        }
-        Ok(Err(error)) => tracing::warn!(%error, "cannot sample the job queue for /metrics"),
-        Err(_) => tracing::warn!("sampling the job queue for /metrics timed out"),
+    match jobs::queue_sample(state).await {
+        Ok(sample) => crate::metrics::jobs(sample),
+        Err(error) => tracing::warn!(
+            error = format!("{error:#}"),
+            "cannot sample the job queue for /metrics"
+        ),
     }
 }

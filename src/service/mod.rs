@@ -50,4 +50,9 @@ impl Services {
             pool,
         })
     }
+
+    /// `/readyz`: can the database run a query right now?
+    pub async fn database_answers(&self) -> bool {
+        crate::store::ping(&self.pool).await
+    }
 }

@@ -211,6 +211,30 @@ async fn run(services: &Services, job: &JobRow) {
     }
 }
 
+/// How long a scrape waits for the queue's figures.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The shared queue (all replicas) as `/metrics` shows it.
+pub async fn queue_sample(services: &Services) -> anyhow::Result<crate::metrics::QueueSample> {
+    let rows = tokio::time::timeout(SAMPLE_TIMEOUT, jobs::queue_stats(&services.pool))
+        .await
+        .map_err(|_| anyhow::anyhow!("sampling the job queue timed out"))??;
+    let now = crate::clock::now();
+    let mut sample = crate::metrics::QueueSample::default();
+    for (status, count, oldest) in rows {
+        match status.as_str() {
+            "pending" => {
+                sample.pending = count;
+                sample.oldest_pending_age = (now - oldest).to_std().unwrap_or_default();
+            }
+            "running" => sample.running = count,
+            "parked" => sample.parked = count,
+            _ => {}
+        }
+    }
+    Ok(sample)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
