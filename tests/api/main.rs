@@ -1,7 +1,7 @@
 //! Black-box tests: the real server on port 0, real MariaDB (a fresh database per test),
 //! and a mock OpenAI-compatible provider over a real socket.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "a test that cannot set itself up should fail loudly"
@@ -26,6 +26,7 @@ mod memory;
 mod metrics;
 mod openapi;
 mod operations;
+mod paid_call;
 mod replicas;
 mod resilience;
 mod streaming;
