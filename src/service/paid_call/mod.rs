@@ -111,7 +111,7 @@ impl<'a> PaidCall<'a> {
 impl Services {
     /// Makes the call against `model`, start to end. `Err` only when the database fails
     /// (the reservation is then released); the provider's failures are a `Failed` outcome.
-    #[tracing::instrument(skip_all, fields(model, purpose = call.who.purpose.as_str()))]
+    #[tracing::instrument(skip_all, fields(model = model, purpose = call.who.purpose.as_str()))]
     pub async fn paid_call(
         &self,
         call: &PaidCall<'_>,
