@@ -3,7 +3,7 @@
 use crate::{
     config::Config,
     http,
-    service::{Services, memory::jobs},
+    service::{Services, housekeeping, memory::jobs},
     store,
 };
 use anyhow::Context;
@@ -63,7 +63,8 @@ impl Application {
         let address = self.local_addr()?;
         tracing::info!(%address, "listening");
         let (stop_workers, workers_stop) = watch::channel(false);
-        let mut workers = jobs::spawn_workers(self.services.clone(), workers_stop);
+        let mut workers = jobs::spawn_workers(self.services.clone(), workers_stop.clone());
+        let housekeeping = housekeeping::spawn(self.services.clone(), workers_stop);
         let served = axum::serve(
             self.listener,
             self.router
@@ -75,6 +76,7 @@ impl Application {
         // In-flight requests are done; workers hand back what they hold and stop.
         let _ = stop_workers.send(true);
         while workers.join_next().await.is_some() {}
+        let _ = housekeeping.await;
         self.services.pool.close().await;
         served?;
         tracing::info!("stopped");

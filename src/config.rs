@@ -55,6 +55,11 @@ pub struct Config {
     pub max_message_chars: usize,
     pub log_format: LogFormat,
     pub jobs: JobsConfig,
+    /// How long a stored idempotent answer is kept (`IDEMPOTENCY_RETENTION_HOURS`).
+    pub idempotency_retention: Duration,
+    /// How often a replica purges what has outlived its retention
+    /// (`HOUSEKEEPING_INTERVAL_MS`, default 60000; not in the SPEC's table).
+    pub housekeeping_interval: Duration,
 }
 
 /// Background work. Not in the SPEC's table: operational knobs with safe defaults.
@@ -190,6 +195,10 @@ impl Config {
                 retry_base: vars.millis("JOB_RETRY_BASE_MS", 2_000)?,
                 max_attempts: vars.positive("JOB_MAX_ATTEMPTS", 5)?,
             },
+            idempotency_retention: Duration::from_secs(
+                u64::from(vars.positive("IDEMPOTENCY_RETENTION_HOURS", 24)?) * 3600,
+            ),
+            housekeeping_interval: vars.millis("HOUSEKEEPING_INTERVAL_MS", 60_000)?,
             log_format: match vars
                 .string("LOG_FORMAT", "pretty")
                 .to_ascii_lowercase()
@@ -336,6 +345,7 @@ mod tests {
         assert_eq!(config.http_rate_burst, 100);
         assert_eq!(config.max_message_chars, 2000);
         assert_eq!(config.log_format, LogFormat::Pretty);
+        assert_eq!(config.idempotency_retention, Duration::from_secs(24 * 3600));
         assert!(!config.auth_enabled());
         Ok(())
     }

@@ -7,11 +7,13 @@
 //! - `money/`: the ledger (reserve, settle, release), budgets and usage reports.
 //! - `paid_call/`: the one paid LLM call every purpose goes through, and the circuit.
 //! - `characters.rs`, `conversations.rs`: the resources the game reads and writes.
-//! - `error.rs`: what can go wrong, in the service's words.
+//! - `error.rs`: what can go wrong, in the service's words; `housekeeping.rs`: purges
+//!   what has outlived its retention.
 
 pub mod characters;
 pub mod conversations;
 pub mod error;
+pub mod housekeeping;
 pub mod memory;
 pub mod money;
 pub mod paid_call;

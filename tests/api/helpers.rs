@@ -236,6 +236,8 @@ impl TestApp {
             "usage_records" => "SELECT COUNT(*) FROM usage_records",
             "characters" => "SELECT COUNT(*) FROM characters",
             "players" => "SELECT COUNT(*) FROM players",
+            "idempotency_keys" => "SELECT COUNT(*) FROM idempotency_keys",
+            "budget_reservations" => "SELECT COUNT(*) FROM budget_reservations",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)

@@ -152,3 +152,100 @@ async fn an_invalid_key_is_refused() {
     );
     assert_eq!(app.count("messages").await, 0);
 }
+
+#[tokio::test]
+async fn a_turn_whose_key_was_taken_over_is_not_stored_and_answers_with_the_new_holders_reply() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([
+        MockReply::Delayed(
+            Duration::from_millis(1500),
+            Box::new(MockReply::text("First.", 5, 1)),
+        ),
+        MockReply::text("Second.", 5, 1),
+    ]);
+    let first = app
+        .request(Method::POST, "/conversations/c-1/messages")
+        .header("Idempotency-Key", "k")
+        .json(&hello())
+        .send();
+    let first = tokio::spawn(first);
+    // The first request is in its provider call: make its claim look like that of a
+    // replica that died, so the next request with the key takes it over.
+    while app.provider.request_count() < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("UPDATE idempotency_keys SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let second = keyed(&app, "c-1", "k", &hello()).await;
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let (first, second) = (first.text().await.unwrap(), second.text().await.unwrap());
+    assert_eq!(first, second, "one key, one answer");
+    let answer: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(answer["reply"]["content"], "Second.");
+    assert_eq!(
+        app.stored_messages("c-1").await.len(),
+        2,
+        "the turn that lost its key was rolled back"
+    );
+    assert_eq!(app.provider.request_count(), 2);
+    assert_eq!(app.count("usage_records").await, 2, "both calls are billed");
+}
+
+#[tokio::test]
+async fn stored_answers_are_purged_after_the_retention_period() {
+    let app = TestApp::spawn_with(&[
+        ("IDEMPOTENCY_RETENTION_HOURS", "1"),
+        ("HOUSEKEEPING_INTERVAL_MS", "50"),
+    ])
+    .await;
+    app.create_mara("mara").await;
+    assert_eq!(
+        keyed(&app, "c-1", "k", &hello()).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.count("idempotency_keys").await, 1);
+    sqlx::query("UPDATE idempotency_keys SET created_at = created_at - INTERVAL 2 HOUR")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut waited = 0;
+    while app.count("idempotency_keys").await > 0 {
+        assert!(waited < 100, "the old answer was not purged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    // The key is new again: a new turn, not a replay of text that should be gone.
+    let again = keyed(&app, "c-1", "k", &hello()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(again.headers().get("idempotent-replayed").is_none());
+    assert_eq!(app.stored_messages("c-1").await.len(), 4);
+}
+
+#[tokio::test]
+async fn an_answer_past_the_retention_period_is_not_replayed_even_before_the_purge() {
+    let app = TestApp::spawn_with(&[
+        ("IDEMPOTENCY_RETENTION_HOURS", "1"),
+        ("HOUSEKEEPING_INTERVAL_MS", "3600000"),
+    ])
+    .await;
+    app.create_mara("mara").await;
+    assert_eq!(
+        keyed(&app, "c-1", "k", &hello()).await.status(),
+        StatusCode::OK
+    );
+    sqlx::query("UPDATE idempotency_keys SET created_at = created_at - INTERVAL 2 HOUR")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let again = keyed(&app, "c-1", "k", &hello()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(again.headers().get("idempotent-replayed").is_none());
+    assert_eq!(app.stored_messages("c-1").await.len(), 4);
+}

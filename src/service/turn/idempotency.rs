@@ -11,7 +11,6 @@ use crate::{
     },
 };
 use anyhow::Context;
-use chrono::Duration as ChronoDuration;
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 use std::time::Duration;
@@ -66,20 +65,28 @@ pub fn request_hash(canonical_request: &[u8]) -> String {
     hex::encode(Sha256::digest(canonical_request))
 }
 
-/// Claims the key, or waits (up to `wait`) for the request that holds it to finish.
+/// How long keys are held and kept, and how long a repeat waits for the first request.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHolds {
+    /// A claim not completed within this is presumed dead (its replica died).
+    pub hold: Duration,
+    /// Answers older than this are not replayed (and are purged).
+    pub retention: Duration,
+    /// How long a repeat waits for the request that holds the key.
+    pub wait: Duration,
+}
+
+/// Claims the key, or waits (up to `holds.wait`) for the request that holds it to finish.
 pub async fn begin(
     pool: &MySqlPool,
     conversation_id: &ConversationId,
     key: IdempotencyKey,
     request_hash: &str,
-    hold_for: Duration,
-    wait: Duration,
+    holds: KeyHolds,
 ) -> ServiceResult<Begin> {
     let token = uuid::Uuid::new_v4().to_string();
-    let give_up = Instant::now() + wait;
+    let give_up = Instant::now() + holds.wait;
     loop {
-        let now = crate::clock::now();
-        let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
         let claim = store::retry_lock_conflicts(|| {
             store_keys::claim(
                 pool,
@@ -87,8 +94,8 @@ pub async fn begin(
                 key.as_str(),
                 request_hash,
                 &token,
-                now,
-                expires_at,
+                holds.hold,
+                holds.retention,
             )
         })
         .await?;

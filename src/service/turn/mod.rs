@@ -12,13 +12,15 @@ pub mod prompt;
 pub mod reply;
 mod write;
 
+use write::Written;
+
 use crate::{
     domain::Affinity,
     service::{ServiceError, ServiceResult, Services, characters::Character, paid_call::TextSink},
     store::{self, characters as character_store, conversations, messages, players},
 };
-use exchange::{Exchange, TurnOutcome};
-use idempotency::{Begin, ClaimedKey, IdempotencyKey};
+use exchange::TurnOutcome;
+use idempotency::{Begin, ClaimedKey, IdempotencyKey, KeyHolds};
 use input::Turn;
 use reply::Situation;
 use rust_decimal::prelude::ToPrimitive;
@@ -110,33 +112,51 @@ async fn run(
     deltas: Option<&TextSink>,
 ) -> ServiceResult<TurnOutcome> {
     let pool = &services.pool;
-    let claimed = match key {
-        None => None,
-        Some(key) => {
-            let hash = idempotency::request_hash(&turn.canonical());
-            let wait = services.config.llm.turn_queue_wait + hold_for(services);
-            match idempotency::begin(
-                pool,
-                &turn.conversation_id,
-                key,
-                &hash,
-                hold_for(services),
-                wait,
-            )
-            .await?
-            {
-                Begin::Replay(exchange) => return Ok(TurnOutcome::Replayed(exchange)),
-                Begin::Process(claimed) => Some(claimed),
+    let Some(key) = key else {
+        return match serialized(services, &turn, &character, None, deltas).await? {
+            Written::Stored(exchange) => Ok(TurnOutcome::Fresh(Box::new(exchange))),
+            Written::ClaimLost => Err(anyhow::anyhow!("a turn without a key lost a claim").into()),
+        };
+    };
+    let hash = idempotency::request_hash(&turn.canonical());
+    let holds = key_holds(services);
+    let claimed =
+        match idempotency::begin(pool, &turn.conversation_id, key.clone(), &hash, holds).await? {
+            Begin::Replay(exchange) => return Ok(TurnOutcome::Replayed(exchange)),
+            Begin::Process(claimed) => claimed,
+        };
+    match serialized(services, &turn, &character, Some(&claimed), deltas).await {
+        Ok(Written::Stored(exchange)) => Ok(TurnOutcome::Fresh(Box::new(exchange))),
+        // Another request holds the key now: its answer is the one this key gives.
+        Ok(Written::ClaimLost) => {
+            tracing::warn!(
+                "the idempotency key was taken over mid-turn; answering with its holder's"
+            );
+            match idempotency::begin(pool, &turn.conversation_id, key, &hash, holds).await? {
+                Begin::Replay(exchange) => Ok(TurnOutcome::Replayed(exchange)),
+                // The holder died too: nothing of this turn was stored, so the game's
+                // retry starts afresh.
+                Begin::Process(claimed) => {
+                    idempotency::abandon(pool, &claimed).await;
+                    Err(ServiceError::IdempotencyInProgress)
+                }
             }
         }
-    };
-    let result = serialized(services, &turn, &character, claimed.as_ref(), deltas).await;
-    if result.is_err()
-        && let Some(claimed) = &claimed
-    {
-        idempotency::abandon(pool, claimed).await;
+        Err(error) => {
+            idempotency::abandon(pool, &claimed).await;
+            Err(error)
+        }
     }
-    result.map(|exchange| TurnOutcome::Fresh(Box::new(exchange)))
+}
+
+/// A key is held from the claim through the wait for the conversation and the turn.
+fn key_holds(services: &Services) -> KeyHolds {
+    let config = &services.config;
+    KeyHolds {
+        hold: config.llm.turn_queue_wait + hold_for(services),
+        retention: config.idempotency_retention,
+        wait: config.llm.turn_queue_wait + hold_for(services),
+    }
 }
 
 /// The conversation, if it exists; refused when it is bound to another player or character.
@@ -159,7 +179,7 @@ async fn serialized(
     character: &Character,
     claimed: Option<&ClaimedKey>,
     deltas: Option<&TextSink>,
-) -> ServiceResult<Exchange> {
+) -> ServiceResult<Written> {
     let pool = &services.pool;
     let started = std::time::Instant::now();
     let lease = lease::acquire(
@@ -200,9 +220,12 @@ async fn serialized(
         };
         let reply = reply::compose(services, turn, character, situation, deltas).await?;
         // The reply is paid for: a lost lock conflict must not lose it.
-        let stored =
+        let written =
             store::retry_lock_conflicts(|| write::store_turn(services, turn, &reply, claimed))
                 .await?;
+        let Written::Stored(stored) = &written else {
+            return Ok(written);
+        };
         crate::metrics::turn(stored.source().as_str());
         // One line per turn; ids and figures only, never what was said.
         tracing::info!(
@@ -216,7 +239,7 @@ async fn serialized(
             latency_ms = started.elapsed().as_millis() as u64,
             "turn"
         );
-        Ok(stored)
+        Ok(written)
     }
     .await;
     lease.release(pool).await;

@@ -17,12 +17,21 @@ use crate::{
 };
 use anyhow::Context;
 
+/// What the write did.
+#[derive(Debug)]
+pub enum Written {
+    Stored(Exchange),
+    /// The `Idempotency-Key` was taken over by another request meanwhile: nothing was
+    /// stored, and that request's answer is the one to give.
+    ClaimLost,
+}
+
 pub async fn store_turn(
     services: &Services,
     turn: &Turn,
     reply: &Reply,
     claimed: Option<&ClaimedKey>,
-) -> ServiceResult<Exchange> {
+) -> ServiceResult<Written> {
     let now = crate::clock::now();
     let mut tx = services
         .pool
@@ -115,7 +124,7 @@ pub async fn store_turn(
     };
     if let Some(claimed) = claimed {
         let stored = serde_json::to_string(&exchange).context("encoding the idempotent answer")?;
-        stored_keys::complete(
+        let still_ours = stored_keys::complete(
             &mut tx,
             &claimed.conversation_id,
             claimed.key.as_str(),
@@ -123,7 +132,11 @@ pub async fn store_turn(
             &stored,
         )
         .await?;
+        if !still_ours {
+            // Dropping the transaction rolls the whole turn back.
+            return Ok(Written::ClaimLost);
+        }
     }
     tx.commit().await.context("committing the turn")?;
-    Ok(exchange)
+    Ok(Written::Stored(exchange))
 }
