@@ -73,7 +73,20 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP");
-        // In-flight requests are done; workers hand back what they hold and stop.
+        // In-flight requests are done. Turns whose client hung up may still run: they
+        // are paid for, so they get to store their reply (within the grace period).
+        let turns = &self.services.turns;
+        turns.close();
+        if tokio::time::timeout(self.services.config.shutdown_grace, turns.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = turns.len(),
+                "turns still running after SHUTDOWN_GRACE_MS; stopping without them"
+            );
+        }
+        // Workers hand back what they hold and stop.
         let _ = stop_workers.send(true);
         while workers.join_next().await.is_some() {}
         let _ = housekeeping.await;

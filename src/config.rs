@@ -60,6 +60,9 @@ pub struct Config {
     /// How often a replica purges what has outlived its retention
     /// (`HOUSEKEEPING_INTERVAL_MS`, default 60000; not in the SPEC's table).
     pub housekeeping_interval: Duration,
+    /// How long shutdown waits for turns still running after their client hung up
+    /// (`SHUTDOWN_GRACE_MS`, default 30000; not in the SPEC's table).
+    pub shutdown_grace: Duration,
 }
 
 /// Background work. Not in the SPEC's table: operational knobs with safe defaults.
@@ -199,6 +202,7 @@ impl Config {
                 u64::from(vars.positive("IDEMPOTENCY_RETENTION_HOURS", 24)?) * 3600,
             ),
             housekeeping_interval: vars.millis("HOUSEKEEPING_INTERVAL_MS", 60_000)?,
+            shutdown_grace: vars.millis("SHUTDOWN_GRACE_MS", 30_000)?,
             log_format: match vars
                 .string("LOG_FORMAT", "pretty")
                 .to_ascii_lowercase()

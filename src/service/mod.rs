@@ -26,6 +26,7 @@ use money::ledger::Ledger;
 use paid_call::circuit::CircuitBreakers;
 use sqlx::MySqlPool;
 use std::sync::Arc;
+use tokio_util::task::TaskTracker;
 
 /// Everything a request may need, built once at start-up and shared by all handlers.
 #[derive(Debug)]
@@ -35,6 +36,9 @@ pub struct Services {
     pub llm: OpenAiClient,
     pub ledger: Ledger,
     pub circuits: CircuitBreakers,
+    /// The turns in flight, each on a task of its own (it outlives a client that hung
+    /// up): shutdown waits for them before the pool closes.
+    pub turns: TaskTracker,
 }
 
 impl Services {
@@ -48,6 +52,7 @@ impl Services {
                 // A probe is a whole turn's LLM work at most.
                 config.llm.deadline,
             ),
+            turns: TaskTracker::new(),
             config,
             pool,
         })

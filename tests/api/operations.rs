@@ -120,3 +120,30 @@ async fn sigterm_lets_the_in_flight_turn_finish_then_refuses_new_connections() {
     assert!(stopping.await.unwrap().success(), "a clean exit");
     assert_eq!(app.stored_messages("c-1").await.len(), 2);
 }
+
+#[tokio::test]
+async fn shutdown_waits_for_a_turn_whose_client_hung_up() {
+    let mut app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([MockReply::Delayed(
+        Duration::from_millis(1500),
+        Box::new(MockReply::text("Worth the wait.", 5, 3)),
+    )]);
+    let hung_up = app
+        .request(Method::POST, "/conversations/c-1/messages")
+        .timeout(Duration::from_millis(200))
+        .json(&json!({"player_id": "p-1", "character_id": "mara", "content": "Hello"}))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the client gave up before the reply");
+    // No request is in flight any more: only the detached turn runs.
+    app.stop().await;
+    let stored = app.stored_messages("c-1").await;
+    assert_eq!(
+        stored.len(),
+        2,
+        "the paid reply was stored before the pool closed"
+    );
+    assert_eq!(stored[1].2, "Worth the wait.");
+    assert_eq!(app.count("usage_records").await, 1);
+}

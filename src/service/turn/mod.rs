@@ -60,8 +60,10 @@ pub async fn take_turn(
     key: Option<IdempotencyKey>,
 ) -> ServiceResult<TurnOutcome> {
     let span = turn_span(&turn);
+    let turns = services.turns.clone();
     let task = async move { run(&services, turn, character, key, None).await };
-    tokio::spawn(task.instrument(span))
+    turns
+        .spawn(task.instrument(span))
         .await
         .map_err(|error| anyhow::anyhow!("the turn task failed: {error}"))?
 }
@@ -77,6 +79,7 @@ pub fn stream_turn(
     let (events, receiver) = mpsc::unbounded_channel();
     let span = turn_span(&turn);
     let deltas = events.clone();
+    let turns = services.turns.clone();
     let task = async move {
         let forward = move |text: &str| {
             let _ = deltas.send(TurnEvent::Delta(text.to_owned()));
@@ -84,7 +87,7 @@ pub fn stream_turn(
         let finished = run(&services, turn, character, key, Some(&forward)).await;
         let _ = events.send(TurnEvent::Finished(finished));
     };
-    tokio::spawn(task.instrument(span));
+    turns.spawn(task.instrument(span));
     receiver
 }
 
