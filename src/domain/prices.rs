@@ -41,7 +41,19 @@ fn money(model: &str, name: &str, value: &Value) -> anyhow::Result<Decimal> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceTable {
     prices: BTreeMap<String, ModelPrice>,
+    /// The prices file's `"*"` entry: what a model with no price of its own is charged.
+    unknown_model: Option<ModelPrice>,
 }
+
+/// A model's price, and whether it was assumed for want of one of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pricing {
+    pub price: ModelPrice,
+    pub assumed: bool,
+}
+
+/// The key of a prices file's entry for models it does not list.
+pub const UNKNOWN_MODEL_KEY: &str = "*";
 
 /// Published list prices; `MODEL_PRICES_FILE` adds models or overrides these.
 const BUILTIN: &[(&str, &str, &str)] = &[
@@ -68,7 +80,10 @@ impl PriceTable {
                 ((*model).to_owned(), price)
             })
             .collect();
-        Self { prices }
+        Self {
+            prices,
+            unknown_model: None,
+        }
     }
 
     /// Adds the prices of a JSON file: `{"model": {"input": 0.15, "output": 0.60}, …}`.
@@ -119,9 +134,43 @@ impl PriceTable {
                     bail!("model {model:?}: expected {{\"input\": …, \"output\": …}}, got {other}")
                 }
             };
-            self.prices.insert(model, price);
+            if model == UNKNOWN_MODEL_KEY {
+                self.unknown_model = Some(price);
+            } else {
+                self.prices.insert(model, price);
+            }
         }
         Ok(self)
+    }
+
+    /// The model's own price, else the one assumed for unknown models: the prices file's
+    /// `"*"` entry, or the highest known input and output prices, so that a model
+    /// nobody priced can never switch budget enforcement off.
+    pub fn pricing(&self, model: &str) -> Pricing {
+        if let Some(price) = self.price(model) {
+            return Pricing {
+                price,
+                assumed: false,
+            };
+        }
+        let price = self.unknown_model.unwrap_or_else(|| ModelPrice {
+            input_per_million: self
+                .prices
+                .values()
+                .map(|price| price.input_per_million)
+                .max()
+                .unwrap_or_default(),
+            output_per_million: self
+                .prices
+                .values()
+                .map(|price| price.output_per_million)
+                .max()
+                .unwrap_or_default(),
+        });
+        Pricing {
+            price,
+            assumed: true,
+        }
     }
 
     /// Exact name first, else the longest known prefix, since providers answer with
@@ -234,6 +283,27 @@ mod tests {
         assert_eq!(per_million("a"), Some((usd("1"), usd("2"))));
         assert_eq!(per_million("b"), Some((usd("3"), usd("4"))));
         assert_eq!(per_million("c"), Some((usd("5"), usd("6"))));
+        Ok(())
+    }
+
+    #[test]
+    fn an_unknown_model_is_charged_the_highest_known_prices_or_the_files_default()
+    -> anyhow::Result<()> {
+        let table = PriceTable::builtin();
+        let pricing = table.pricing("llama3");
+        assert!(pricing.assumed);
+        assert_eq!(
+            pricing.price.cost(1_000_000, 1_000_000),
+            usd("12.5"),
+            "gpt-4o's 2.50 in and 10.00 out are the highest built-in prices"
+        );
+        assert!(!table.pricing("gpt-4o-mini").assumed);
+        let path = std::env::temp_dir().join(format!("prices-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, r#"{"*": {"input": 1, "output": 1}}"#)?;
+        let table = PriceTable::builtin().with_file(&path)?;
+        std::fs::remove_file(&path)?;
+        assert_eq!(table.pricing("llama3").price.cost(1_000_000, 0), usd("1"));
+        assert_eq!(table.price("*"), None, "the default is not a model");
         Ok(())
     }
 

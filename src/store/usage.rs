@@ -15,6 +15,8 @@ pub struct NewUsageRecord {
     pub completion_tokens: u32,
     pub tokens_estimated: bool,
     pub cost_usd: Usd,
+    /// Charged at an assumed price: the model has none of its own.
+    pub price_assumed: bool,
     pub latency_ms: u32,
     pub outcome: &'static str,
     pub http_status: Option<u16>,
@@ -25,8 +27,8 @@ pub async fn insert(conn: &mut MySqlConnection, record: &NewUsageRecord) -> sqlx
     let result = sqlx::query(
         "INSERT INTO usage_records (player_id, conversation_id, character_id, purpose, model,
              prompt_tokens, completion_tokens, total_tokens, tokens_estimated, cost_usd,
-             latency_ms, outcome, http_status, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             price_assumed, latency_ms, outcome, http_status, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&record.player_id)
     .bind(&record.conversation_id)
@@ -42,6 +44,7 @@ pub async fn insert(conn: &mut MySqlConnection, record: &NewUsageRecord) -> sqlx
     )
     .bind(record.tokens_estimated)
     .bind(record.cost_usd)
+    .bind(record.price_assumed)
     .bind(record.latency_ms)
     .bind(record.outcome)
     .bind(record.http_status)

@@ -268,3 +268,40 @@ async fn the_global_daily_cap_stops_every_player() {
     assert_eq!(turn["fallback_reason"], "budget_exceeded");
     assert_eq!(app.provider.request_count(), 2);
 }
+
+#[tokio::test]
+async fn a_model_with_no_price_is_charged_an_assumed_price_and_still_meets_the_budget() {
+    // 1,000 prompt and 100 completion tokens at gpt-4o's 2.50 / 10.00 (the highest
+    // built-in prices): 0.0035 USD a call. A budget of 0.005 affords one such call.
+    let app = TestApp::spawn_with(&[
+        ("LLM_MODEL", "local-llama"),
+        ("PLAYER_MONTHLY_BUDGET_USD", "0.005"),
+        ("BUDGET_WARNING_RATIO", "1"),
+    ])
+    .await;
+    app.provider
+        .set_default(MockReply::text("Unpriced words.", 1000, 100));
+    app.create_mara("mara").await;
+    let turn = json!({"player_id": "p-1", "character_id": "mara", "content": "Hello"});
+    let (status, first) = {
+        let response = app.post_turn("c-1", turn.clone()).await;
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["source"], "llm", "{first}");
+    assert_eq!(decimal(&first["usage"]["cost_usd"]), dec("0.0035"));
+    let (cost, assumed): (Decimal, bool) =
+        sqlx::query_as("SELECT cost_usd, price_assumed FROM usage_records")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (cost, assumed),
+        (dec("0.0035"), true),
+        "the record says the price was assumed"
+    );
+
+    let second: Value = app.post_turn("c-1", turn).await.json().await.unwrap();
+    assert_eq!(second["fallback_reason"], "budget_exceeded", "{second}");
+    assert_eq!(app.provider.request_count(), 1, "no call past the budget");
+}

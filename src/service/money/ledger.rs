@@ -9,7 +9,7 @@
 use super::{BudgetStatus, Spent};
 use crate::{
     config::Config,
-    domain::{CharacterId, ConversationId, PlayerId, Usd, prices::PriceTable},
+    domain::{CharacterId, ConversationId, PlayerId, Usd, prices::Pricing},
     llm::{Completion, LlmError, Purpose},
     metrics,
     service::error::ServiceResult,
@@ -98,33 +98,31 @@ impl Ledger {
         }
     }
 
-    fn prices(&self) -> &PriceTable {
-        &self.config.prices
-    }
-
-    /// Cost of a call; an unknown model costs 0 (warned about once).
-    pub fn cost(&self, model: &str, prompt_tokens: u32, completion_tokens: u32) -> Usd {
-        match self.prices().price(model) {
-            Some(price) => price.cost(prompt_tokens, completion_tokens),
-            None => {
-                self.warn_unpriced(model);
-                Usd::ZERO
+    /// The model's price; one assumed for an unknown model is warned about once.
+    fn pricing(&self, model: &str) -> Pricing {
+        let pricing = self.config.prices.pricing(model);
+        if pricing.assumed {
+            let first_time = self
+                .unpriced_warned
+                .lock()
+                .map(|mut warned| warned.insert(model.to_owned()))
+                .unwrap_or(false);
+            if first_time {
+                tracing::warn!(
+                    model,
+                    "no price known for this model; its calls are charged at the assumed price \
+                     (the prices file's \"*\" entry, else the highest known prices; set MODEL_PRICES_FILE)"
+                );
             }
         }
+        pricing
     }
 
-    fn warn_unpriced(&self, model: &str) {
-        let first_time = self
-            .unpriced_warned
-            .lock()
-            .map(|mut warned| warned.insert(model.to_owned()))
-            .unwrap_or(false);
-        if first_time {
-            tracing::warn!(
-                model,
-                "no price known for this model; its calls are recorded at cost 0 (set MODEL_PRICES_FILE)"
-            );
-        }
+    /// Cost of a call, at the model's price or the one assumed for it.
+    pub fn cost(&self, model: &str, prompt_tokens: u32, completion_tokens: u32) -> Usd {
+        self.pricing(model)
+            .price
+            .cost(prompt_tokens, completion_tokens)
     }
 
     /// Reads the player's month without locking (for choosing a model, for dashboards).
@@ -278,15 +276,15 @@ impl Ledger {
                 ),
             };
         let reached = result.err().is_none_or(|error| error.reached_provider());
+        let pricing = self.pricing(model);
         let spent = if reached {
-            let priced = self.prices().price(model).is_some();
-            if !priced {
+            if pricing.assumed {
                 metrics::unpriced_call(model);
             }
             Spent {
                 prompt_tokens,
                 completion_tokens,
-                cost_usd: self.cost(model, prompt_tokens, completion_tokens),
+                cost_usd: pricing.price.cost(prompt_tokens, completion_tokens),
             }
         } else {
             Spent::default()
@@ -316,6 +314,7 @@ impl Ledger {
             completion_tokens: spent.completion_tokens,
             tokens_estimated: estimated,
             cost_usd: spent.cost_usd,
+            price_assumed: pricing.assumed,
             latency_ms: u32::try_from(latency.as_millis()).unwrap_or(u32::MAX),
             outcome,
             http_status,
