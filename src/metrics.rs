@@ -33,7 +33,7 @@ pub const LLM_TOKENS: &str = "npc_llm_tokens_total";
 /// Cost in micro-USD (millionths of a dollar, the precision of the usage records, so the
 /// counter is exact) by `purpose` and `model`. Divide by 1e6 for USD.
 pub const LLM_COST: &str = "npc_llm_cost_microusd_total";
-/// Calls of models with no known price (recorded at cost 0), by `model`.
+/// Calls of models with no known price (charged at the assumed price), by `model`.
 pub const LLM_UNPRICED: &str = "npc_llm_unpriced_calls_total";
 /// Retries (attempts after the first) by `purpose` and `model`.
 pub const LLM_RETRIES: &str = "npc_llm_retries_total";
@@ -50,6 +50,9 @@ pub const CIRCUIT_STATE: &str = "npc_circuit_state";
 pub const JOBS: &str = "npc_jobs";
 /// Age of the oldest pending background job (0 when none is pending).
 pub const JOBS_OLDEST_PENDING_AGE: &str = "npc_jobs_oldest_pending_age_seconds";
+/// LLM usage records this replica holds in memory because the database could not take
+/// them; replayed as soon as it can.
+pub const USAGE_SPOOLED: &str = "npc_usage_spooled_records";
 /// Database connections of this replica's pool by `state` (`in_use`, `idle`).
 pub const DB_CONNECTIONS: &str = "npc_db_pool_connections";
 
@@ -137,9 +140,13 @@ fn describe() {
     );
     describe_counter!(
         LLM_UNPRICED,
-        "LLM calls of models with no known price, recorded at cost 0"
+        "LLM calls of models with no known price, charged at the assumed price"
     );
     describe_counter!(LLM_RETRIES, "LLM retries by purpose and model");
+    describe_gauge!(
+        USAGE_SPOOLED,
+        "LLM usage records held in memory until the database takes them"
+    );
     describe_counter!(TURNS, "Turns answered, by source (llm, fallback)");
     describe_counter!(FALLBACKS, "Fallback replies by reason");
     describe_counter!(
@@ -275,6 +282,11 @@ pub fn circuit_state(model: &str, state: CircuitState) {
         CircuitState::Open => 2.0,
     };
     gauge!(CIRCUIT_STATE, "model" => model.to_owned()).set(value);
+}
+
+/// Usage records waiting in this replica's spool.
+pub fn usage_spooled(records: usize) {
+    gauge!(USAGE_SPOOLED).set(records as f64);
 }
 
 /// The job queue as sampled at scrape time.

@@ -1,9 +1,13 @@
-//! Housekeeping: what has outlived its retention is deleted, every
+//! Housekeeping: usage spooled while the database was away is written as soon as it is
+//! back (checked every second), and what has outlived its retention is deleted every
 //! `HOUSEKEEPING_INTERVAL_MS`, by every replica (the deletes are idempotent).
 
 use crate::{service::Services, store::idempotency};
-use std::sync::Arc;
-use tokio::{sync::watch, task::JoinHandle};
+use std::{sync::Arc, time::Duration};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
+
+/// How often spooled usage is offered to the database again.
+const SPOOL_REPLAY_EVERY: Duration = Duration::from_secs(1);
 
 /// Rows deleted per statement, so a large backlog never holds locks for long.
 const BATCH: u32 = 1000;
@@ -12,11 +16,26 @@ const BATCH: u32 = 1000;
 pub fn spawn(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let interval = services.config.housekeeping_interval;
+        let mut next_purge = Instant::now();
         while !*shutdown.borrow() {
-            if let Err(error) = purge_idempotency_keys(&services).await {
-                tracing::warn!(%error, "could not purge old idempotency keys; next time");
+            if services.ledger.spooled() > 0 {
+                services.ledger.replay_spool().await;
             }
-            let _ = tokio::time::timeout(interval, shutdown.changed()).await;
+            if Instant::now() >= next_purge {
+                if let Err(error) = purge_idempotency_keys(&services).await {
+                    tracing::warn!(%error, "could not purge old idempotency keys; next time");
+                }
+                next_purge = Instant::now() + interval;
+            }
+            let _ =
+                tokio::time::timeout(SPOOL_REPLAY_EVERY.min(interval), shutdown.changed()).await;
+        }
+        // Last chance for spooled usage before the pool closes.
+        if services.ledger.spooled() > 0 && services.ledger.replay_spool().await == 0 {
+            tracing::error!(
+                spooled = services.ledger.spooled(),
+                "stopping with LLM usage that could not be recorded"
+            );
         }
     })
 }

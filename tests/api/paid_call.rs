@@ -1,6 +1,6 @@
-//! The one paid LLM call (`Services::paid_call`) behaves the same for every purpose: a
-//! reservation never outlives a call whose usage could not be recorded, and background
-//! calls tell the circuit breaker how its half-open probe went, without ever opening it
+//! The one paid LLM call (`Services::paid_call`) behaves the same for every purpose: the
+//! usage of a call the database could not record is spooled and replayed, its reservation
+//! counted meanwhile; and background calls tell the circuit breaker how its half-open probe went, without ever opening it
 //! themselves.
 //!
 //! Some tests drive the service over HTTP; others call `paid_call` on a `Services` of
@@ -148,8 +148,25 @@ const QUICK_CIRCUIT: [(&str, &str); 2] = [
     ("LLM_CIRCUIT_COOLDOWN_MS", "50"),
 ];
 
+/// What a call whose usage the database refused answers (a 503 for a turn).
+const UNRECORDED: &str = "LLM usage could not be recorded";
+
+async fn usage_rows(app: &TestApp) -> i64 {
+    app.count("usage_records").await
+}
+
+async fn accept_usage_rows_of(app: &TestApp, purpose: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TRIGGER refuse_{purpose}_usage"
+    )))
+    .execute(&app.pool)
+    .await
+    .expect("dropping the trigger");
+}
+
 #[tokio::test]
-async fn a_background_call_releases_its_reservation_when_its_usage_cannot_be_recorded() {
+async fn a_background_call_whose_usage_cannot_be_recorded_keeps_its_reservation_and_replays_the_usage()
+ {
     let app = TestApp::spawn_with(&[("JOB_WORKERS", "0")]).await;
     refuse_usage_rows_of(&app, "summarization").await;
     let services = services_for(&app, &[]);
@@ -171,11 +188,11 @@ async fn a_background_call_releases_its_reservation_when_its_usage_cannot_be_rec
         }),
     );
     let error = answered.expect_err("the usage row was refused, so the call is an error");
-    assert!(format!("{error:#}").contains(REFUSAL), "{error:#}");
+    assert!(format!("{error:#}").contains(UNRECORDED), "{error:#}");
     assert_eq!(
         reservations(&app).await,
-        0,
-        "released before the call returned"
+        1,
+        "the money stays counted while its usage is not recorded"
     );
 
     // The provider fails, and the usage row of the failed attempt is refused.
@@ -184,19 +201,36 @@ async fn a_background_call_releases_its_reservation_when_its_usage_cannot_be_rec
     let error = call(&services, &p1, Purpose::Summarization)
         .await
         .expect_err("the usage row was refused, so the call is an error");
-    assert!(format!("{error:#}").contains(REFUSAL), "{error:#}");
-    assert_eq!(reservations(&app).await, 0);
+    assert!(format!("{error:#}").contains(UNRECORDED), "{error:#}");
+    assert_eq!(reservations(&app).await, 2);
+    assert_eq!(services.ledger.spooled(), 2);
+    assert_eq!(usage_rows(&app).await, 0);
 
+    // Nothing is lost: once the database takes them, the spooled rows are written and
+    // settle the reservations they stood for.
+    assert_eq!(services.ledger.replay_spool().await, 0, "still refused");
+    accept_usage_rows_of(&app, "summarization").await;
+    assert_eq!(services.ledger.replay_spool().await, 2);
+    assert_eq!(usage_rows(&app).await, 2);
+    assert_eq!(reservations(&app).await, 0);
+    let spent: Option<rust_decimal::Decimal> =
+        sqlx::query_scalar("SELECT spent_usd FROM player_monthly_spend WHERE player_id = 'p-1'")
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        spent.is_some_and(|spent| spent > rust_decimal::Decimal::ZERO),
+        "{spent:?}"
+    );
     assert_eq!(
         app.provider.requests_for("summarization").len(),
         2,
         "one attempt each"
     );
-    assert_eq!(app.count("usage_records").await, 0);
 }
 
 #[tokio::test]
-async fn a_background_job_whose_usage_cannot_be_recorded_fails_without_keeping_a_reservation() {
+async fn a_background_job_whose_usage_cannot_be_recorded_fails_and_its_usage_is_replayed() {
     let app = TestApp::spawn_with(&[
         ("JOB_POLL_MS", "20"),
         ("JOB_MAX_ATTEMPTS", "1"),
@@ -231,52 +265,52 @@ async fn a_background_job_whose_usage_cannot_be_recorded_fails_without_keeping_a
         .unwrap();
     assert_eq!(errors.len(), 2);
     for error in &errors {
-        assert!(error.contains(REFUSAL), "{error}");
+        assert!(error.contains(UNRECORDED), "{error}");
     }
     assert_eq!(app.provider.requests_for("fact_extraction").len(), 2);
-    assert_eq!(
-        reservations(&app).await,
-        0,
-        "neither the turns nor the jobs hold money"
-    );
+    assert_eq!(reservations(&app).await, 2, "counted until recorded");
+
+    accept_usage_rows_of(&app, "fact_extraction").await;
+    eventually("the spooled usage is recorded", || async {
+        reservations(&app).await == 0
+    })
+    .await;
+    let extraction_rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE purpose = 'fact_extraction'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(extraction_rows, 2);
 }
 
 #[tokio::test]
-async fn a_turn_whose_usage_cannot_be_recorded_fails_without_keeping_a_reservation() {
+async fn a_turn_whose_usage_cannot_be_recorded_answers_503_and_its_usage_is_replayed() {
     let app = TestApp::spawn_with(&[("LLM_MAX_RETRIES", "0"), ("JOB_WORKERS", "0")]).await;
     app.create_mara("mara").await;
     refuse_usage_rows_of(&app, "conversation").await;
+    let turn = json!({"player_id": "p-1", "character_id": "mara", "content": "A room?"});
 
     // Answered: the usage row that settles the reservation is refused.
-    let (status, code) = error_code(
-        app.post_turn(
-            "c-1",
-            json!({"player_id": "p-1", "character_id": "mara", "content": "A room?"}),
-        )
-        .await,
-    )
-    .await;
+    let (status, code) = error_code(app.post_turn("c-1", turn.clone()).await).await;
     assert_eq!(
         (status, code.as_str()),
-        (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     );
-    assert_eq!(reservations(&app).await, 0);
+    assert_eq!(reservations(&app).await, 1, "the money stays counted");
 
     // Failed: the usage row of the failed attempt is refused.
     app.provider.enqueue([MockReply::Status(500)]);
-    let (status, _) = error_code(
-        app.post_turn(
-            "c-1",
-            json!({"player_id": "p-1", "character_id": "mara", "content": "A room?"}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(reservations(&app).await, 0);
-
+    let (status, _) = error_code(app.post_turn("c-1", turn).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reservations(&app).await, 2);
     assert_eq!(app.provider.request_count(), 2);
     assert_eq!(app.count("messages").await, 0, "no turn stored half-done");
+
+    accept_usage_rows_of(&app, "conversation").await;
+    eventually("the spooled usage is recorded", || async {
+        usage_rows(&app).await == 2 && reservations(&app).await == 0
+    })
+    .await;
 }
 
 #[tokio::test]

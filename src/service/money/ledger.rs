@@ -21,7 +21,11 @@ use crate::{
 use anyhow::Context;
 use chrono::Duration as ChronoDuration;
 use sqlx::MySqlPool;
-use std::{collections::HashSet, sync::Arc, sync::Mutex, time::Duration};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 /// A reservation outlives the call it covers by this much before it is presumed dead.
 const RESERVATION_GRACE: Duration = Duration::from_secs(60);
@@ -55,12 +59,10 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Gives the reservation back: the call failed or was not made.
-    pub async fn release(mut self) {
+    /// Leaves the reservation to expire: a paid attempt's usage could not be recorded,
+    /// so the money stays counted until then.
+    pub fn keep(mut self) {
         self.held = false;
-        if let Err(error) = spend::delete_reservation(&self.pool, self.id).await {
-            tracing::warn!(%error, "could not release a budget reservation; it will expire");
-        }
     }
 }
 
@@ -80,6 +82,24 @@ impl Drop for Reservation {
     }
 }
 
+/// Usage records kept in memory at most while the database cannot take them.
+const SPOOL_CAPACITY: usize = 10_000;
+
+/// A paid attempt's usage could not be written: it is spooled for replay, and the call
+/// must not pretend all is well (the turn answers 503).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("LLM usage could not be recorded; it is spooled for replay")]
+pub struct Unrecorded {
+    /// What the attempt cost, recorded or not.
+    pub spent: Spent,
+}
+
+#[derive(Debug)]
+struct Spooled {
+    record: NewUsageRecord,
+    settles: Option<u64>,
+}
+
 /// Prices, limits and the database: everything that turns tokens into money.
 #[derive(Debug)]
 pub struct Ledger {
@@ -87,6 +107,8 @@ pub struct Ledger {
     config: Arc<Config>,
     /// Models already warned about, so an unpriced model logs once, not once per call.
     unpriced_warned: Mutex<HashSet<String>>,
+    /// Usage of calls that reached the provider while the database could not record it.
+    spool: Mutex<VecDeque<Spooled>>,
 }
 
 impl Ledger {
@@ -95,6 +117,7 @@ impl Ledger {
             pool,
             config,
             unpriced_warned: Mutex::new(HashSet::new()),
+            spool: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -212,38 +235,85 @@ impl Ledger {
         Ok(Ok(id))
     }
 
-    /// Records an attempt that failed (another may follow); its reservation stays held.
-    pub async fn record_failure(
+    /// Records an attempt that failed when another follows; the reservation stays held
+    /// for it. If the write fails, the record is spooled for replay (`replay_spool`).
+    pub async fn record_retried(
         &self,
         call: &CallFor<'_>,
         model: &str,
         error: &LlmError,
-    ) -> anyhow::Result<Spent> {
+    ) -> Result<Spent, Unrecorded> {
         self.write(call, model, Err(error), None).await
     }
 
-    /// Records the attempt that answered and settles the call's reservation with it, in
-    /// one transaction. If that fails, the reservation is released and the error returned.
-    pub async fn settle(
+    /// Records the attempt that ended the call, answered or not, and settles the call's
+    /// reservation with it, in one transaction. If the write fails, the record is spooled
+    /// with the reservation to settle on replay, and the reservation is kept meanwhile:
+    /// what was spent stays counted.
+    pub async fn close(
         &self,
         mut reservation: Reservation,
         call: &CallFor<'_>,
         model: &str,
-        completion: &Completion,
-    ) -> anyhow::Result<Spent> {
-        match self
-            .write(call, model, Ok(completion), Some(reservation.id))
-            .await
-        {
-            Ok(spent) => {
-                reservation.held = false;
-                Ok(spent)
-            }
-            Err(error) => {
-                reservation.release().await;
-                Err(error)
+        result: Result<&Completion, &LlmError>,
+    ) -> Result<Spent, Unrecorded> {
+        // Settled by the write or by its replay; if neither, it expires counted.
+        reservation.held = false;
+        self.write(call, model, result, Some(reservation.id)).await
+    }
+
+    /// Writes the spooled records in order, until one fails again; how many were written.
+    pub async fn replay_spool(&self) -> usize {
+        let mut written = 0;
+        loop {
+            let next = self
+                .spool
+                .lock()
+                .ok()
+                .and_then(|mut spool| spool.pop_front());
+            let Some(spooled) = next else { break };
+            match self.write_record(&spooled.record, spooled.settles).await {
+                Ok(()) => written += 1,
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "spooled usage still cannot be recorded"
+                    );
+                    if let Ok(mut spool) = self.spool.lock() {
+                        spool.push_front(spooled);
+                    }
+                    break;
+                }
             }
         }
+        metrics::usage_spooled(self.spooled());
+        if written > 0 {
+            tracing::info!(written, "recorded spooled usage");
+        }
+        written
+    }
+
+    /// Usage records waiting for the database.
+    pub fn spooled(&self) -> usize {
+        self.spool.lock().map(|spool| spool.len()).unwrap_or(0)
+    }
+
+    fn spool(&self, record: NewUsageRecord, settles: Option<u64>) {
+        let Ok(mut spool) = self.spool.lock() else {
+            return;
+        };
+        if spool.len() >= SPOOL_CAPACITY {
+            // Bounded: a database gone for good must not take the memory with it.
+            if let Some(lost) = spool.pop_front() {
+                tracing::error!(
+                    player_id = %lost.record.player_id,
+                    cost_usd = %lost.record.cost_usd,
+                    "usage spool full; the oldest record is lost"
+                );
+            }
+        }
+        spool.push_back(Spooled { record, settles });
+        metrics::usage_spooled(spool.len());
     }
 
     /// The usage row of one attempt, its cost added to the spend counters and, when
@@ -255,7 +325,7 @@ impl Ledger {
         model: &str,
         result: Result<&Completion, &LlmError>,
         settles: Option<u64>,
-    ) -> anyhow::Result<Spent> {
+    ) -> Result<Spent, Unrecorded> {
         let (prompt_tokens, completion_tokens, estimated, latency, outcome, http_status) =
             match result {
                 Ok(completion) => (
@@ -320,8 +390,17 @@ impl Ledger {
             http_status,
             created_at: crate::clock::now(),
         };
-        store::retry_lock_conflicts(|| self.write_record(&record, settles)).await?;
-        Ok(spent)
+        match store::retry_lock_conflicts(|| self.write_record(&record, settles)).await {
+            Ok(()) => Ok(spent),
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "cannot record LLM usage; spooled for replay"
+                );
+                self.spool(record, settles);
+                Err(Unrecorded { spent })
+            }
+        }
     }
 
     async fn write_record(

@@ -14,10 +14,10 @@ use crate::{
     metrics,
     service::{
         Services,
-        error::ServiceResult,
+        error::{ServiceError, ServiceResult},
         money::{
             Spent,
-            ledger::{CallFor, Refusal},
+            ledger::{CallFor, Refusal, Unrecorded},
         },
     },
 };
@@ -108,9 +108,16 @@ impl<'a> PaidCall<'a> {
     }
 }
 
+/// A paid attempt whose usage the database would not take: the caller answers 503
+/// (the usage is spooled for replay, the reservation stays counted meanwhile).
+fn unrecorded(error: Unrecorded) -> ServiceError {
+    ServiceError::Unavailable(format!("{error}; retry shortly"))
+}
+
 impl Services {
-    /// Makes the call against `model`, start to end. `Err` only when the database fails
-    /// (the reservation is then released); the provider's failures are a `Failed` outcome.
+    /// Makes the call against `model`, start to end. `Err` only when the database fails:
+    /// a usage it could not record is spooled and the reservation kept (it expires
+    /// counted); the provider's failures are a `Failed` outcome.
     #[tracing::instrument(skip_all, fields(model = model, purpose = call.who.purpose.as_str()))]
     pub async fn paid_call(
         &self,
@@ -155,11 +162,11 @@ impl Services {
             let error = match result {
                 Ok(completion) => {
                     self.circuits.record_success(model);
-                    spent.add(
-                        self.ledger
-                            .settle(reservation, &call.who, model, &completion)
-                            .await?,
-                    );
+                    let closed = self
+                        .ledger
+                        .close(reservation, &call.who, model, Ok(&completion))
+                        .await;
+                    spent.add(closed.map_err(unrecorded)?);
                     return Ok(CallOutcome::Answered {
                         completion,
                         spent,
@@ -168,15 +175,18 @@ impl Services {
                 }
                 Err(error) => error,
             };
-            match self.ledger.record_failure(&call.who, model, &error).await {
-                Ok(cost) => spent.add(cost),
-                Err(failure) => {
-                    reservation.release().await;
-                    return Err(failure.into());
-                }
-            }
-            match attempts.after_failure(error, crate::llm::retry::random_unit()) {
+            let unit = crate::llm::retry::random_unit();
+            match attempts.after_failure(error.clone(), unit) {
                 Ok(wait) => {
+                    match self.ledger.record_retried(&call.who, model, &error).await {
+                        Ok(cost) => spent.add(cost),
+                        Err(failure) => {
+                            // The call stops here; its reservation stays counted until
+                            // it expires.
+                            reservation.keep();
+                            return Err(unrecorded(failure));
+                        }
+                    }
                     metrics::retry(call.who.purpose.as_str(), model);
                     tracing::info!(
                         model,
@@ -187,7 +197,6 @@ impl Services {
                     tokio::time::sleep(wait).await;
                 }
                 Err(failure) => {
-                    reservation.release().await;
                     if !failure.exhausted {
                         // It answered, if only to refuse: the provider is reachable.
                         self.circuits.record_success(model);
@@ -202,6 +211,11 @@ impl Services {
                         error = %failure.last_error,
                         "LLM call failed"
                     );
+                    let closed = self
+                        .ledger
+                        .close(reservation, &call.who, model, Err(&failure.last_error))
+                        .await;
+                    spent.add(closed.map_err(unrecorded)?);
                     return Ok(CallOutcome::Failed {
                         error: failure.last_error,
                         spent,
