@@ -77,7 +77,7 @@ pub async fn extract_facts(services: &Services, job: &JobRow) -> anyhow::Result<
     if extraction.skipped > 0 {
         tracing::warn!(
             skipped = extraction.skipped,
-            "fact extraction returned malformed parts; skipped them"
+            "fact extraction returned malformed or instruction-like parts; skipped them"
         );
     }
     store::retry_lock_conflicts(|| {

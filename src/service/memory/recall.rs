@@ -1,7 +1,7 @@
 //! Facts for a prompt and for `GET /memory`: the candidates of a (player, character),
 //! ranked by `retrieval`.
 
-use super::retrieval;
+use super::{extraction, retrieval};
 use crate::{
     domain::{CharacterId, PlayerId},
     service::{ServiceResult, Services},
@@ -12,7 +12,8 @@ use sqlx::MySqlPool;
 /// Retrieval scores at most this many facts per prompt, however many a player has.
 pub const RETRIEVAL_CANDIDATES: u32 = 500;
 
-/// The facts for a prompt, best first; marks them used in one statement.
+/// The facts for a prompt, best first, none that extraction would refuse today; marks
+/// them used in one statement.
 pub async fn recall(
     pool: &MySqlPool,
     player_id: &PlayerId,
@@ -25,7 +26,14 @@ pub async fn recall(
     }
     let candidates = facts::candidates(pool, player_id, character_id, RETRIEVAL_CANDIDATES).await?;
     let now = crate::clock::now();
-    let chosen = retrieval::rank(&candidates, Some(current_message), now, limit as usize);
+    // Facts stored before extraction refused instruction-like ones may still hold one:
+    // the same test keeps them out of the prompt. Run on the best first, only until the
+    // prompt has its share.
+    let chosen: Vec<_> = retrieval::rank(&candidates, Some(current_message), now, candidates.len())
+        .into_iter()
+        .filter(|(fact, _)| extraction::admissible(&fact.text))
+        .take(limit as usize)
+        .collect();
     let ids: Vec<u64> = chosen.iter().map(|(fact, _)| fact.id).collect();
     facts::touch(pool, &ids, now).await?;
     Ok(chosen
