@@ -76,6 +76,9 @@ pub struct JobsConfig {
     pub retry_base: Duration,
     /// Attempts before a job is parked (`JOB_MAX_ATTEMPTS`, default 5).
     pub max_attempts: u32,
+    /// How long a claimed job stays claimed without a heartbeat (`JOB_LEASE_MS`, default
+    /// and most 30000); the worker renews it every third of that while the job runs.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +104,9 @@ pub struct ConfigError {
     pub variable: &'static str,
     pub reason: String,
 }
+
+/// A dead replica's job is taken up again within a minute: its lease is at most this.
+pub const MAX_JOB_LEASE: Duration = Duration::from_secs(30);
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/npc_dialogue";
 
@@ -197,6 +203,7 @@ impl Config {
                 poll: vars.millis("JOB_POLL_MS", 500)?,
                 retry_base: vars.millis("JOB_RETRY_BASE_MS", 2_000)?,
                 max_attempts: vars.positive("JOB_MAX_ATTEMPTS", 5)?,
+                lease: vars.millis("JOB_LEASE_MS", 30_000)?,
             },
             idempotency_retention: Duration::from_secs(
                 u64::from(vars.positive("IDEMPOTENCY_RETENTION_HOURS", 24)?) * 3600,
@@ -218,6 +225,12 @@ impl Config {
                 }
             },
         };
+        if config.jobs.lease > MAX_JOB_LEASE {
+            return Err(ConfigError {
+                variable: "JOB_LEASE_MS",
+                reason: format!("must be at most {}", MAX_JOB_LEASE.as_millis()),
+            });
+        }
         Ok(config)
     }
 

@@ -2,6 +2,7 @@
 //! the turn is stored, its response. Every expiry is computed with the database's clock,
 //! so replicas whose clocks disagree still agree on who holds a key.
 
+use super::micros;
 use crate::domain::ConversationId;
 use sqlx::{MySqlConnection, MySqlPool};
 use std::time::Duration;
@@ -29,10 +30,6 @@ struct Row {
     expired: i64,
     /// Older than the retention period: as good as purged.
     stale: i64,
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Claims `key` for `token` for `hold` (a key in progress longer than that is presumed

@@ -1,8 +1,10 @@
-//! The `jobs` table: durable background work, claimed with `FOR UPDATE SKIP LOCKED`.
+//! The `jobs` table: durable background work, claimed with `FOR UPDATE SKIP LOCKED`
+//! under a claim token. Every time here is the database's clock.
 
+use super::micros;
 use crate::domain::{CharacterId, ConversationId, PlayerId};
-use chrono::{DateTime, Utc};
 use sqlx::{Acquire, MySqlConnection, MySqlPool};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobRow {
@@ -22,35 +24,27 @@ pub async fn schedule(
     conversation_id: &ConversationId,
     player_id: &PlayerId,
     character_id: &CharacterId,
-    now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO jobs (kind, conversation_id, player_id, character_id, status, attempts,
              run_after, pending_key, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)
+         VALUES (?, ?, ?, ?, 'pending', 0, UTC_TIMESTAMP(6), ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))
          ON DUPLICATE KEY UPDATE updated_at = updated_at",
     )
     .bind(kind)
     .bind(conversation_id)
     .bind(player_id)
     .bind(character_id)
-    .bind(now)
     .bind(format!("{kind}:{conversation_id}"))
-    .bind(now)
-    .bind(now)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Takes the oldest ready job (pending and due, or running with an expired lease) for
-/// `lease_until`. Workers on every replica can call this at once: `SKIP LOCKED` hands
-/// each a different row.
-pub async fn claim(
-    pool: &MySqlPool,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-) -> sqlx::Result<Option<JobRow>> {
+/// `lease`, under the claim `token` that every later update of it must name. Workers on
+/// every replica can call this at once: `SKIP LOCKED` hands each a different row.
+pub async fn claim(pool: &MySqlPool, lease: Duration, token: &str) -> sqlx::Result<Option<JobRow>> {
     let mut conn = pool.acquire().await?;
     // Read committed: the scan locks only the row it takes, not the gaps between pending
     // jobs, so turns scheduling new jobs never wait on (or deadlock with) a claim.
@@ -60,12 +54,11 @@ pub async fn claim(
     let mut tx = conn.begin().await?;
     let job: Option<JobRow> = sqlx::query_as(
         "SELECT id, kind, conversation_id, player_id, character_id, attempts FROM jobs
-         WHERE (status = 'pending' AND run_after <= ?) OR (status = 'running' AND lease_until <= ?)
+         WHERE (status = 'pending' AND run_after <= UTC_TIMESTAMP(6))
+            OR (status = 'running' AND lease_until <= UTC_TIMESTAMP(6))
          ORDER BY run_after, id LIMIT 1
          FOR UPDATE SKIP LOCKED",
     )
-    .bind(now)
-    .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(mut job) = job else {
@@ -73,12 +66,13 @@ pub async fn claim(
         return Ok(None);
     };
     sqlx::query(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?,
-             pending_key = NULL, updated_at = ?
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1,
+             lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, claim_token = ?,
+             pending_key = NULL, updated_at = UTC_TIMESTAMP(6)
          WHERE id = ?",
     )
-    .bind(lease_until)
-    .bind(now)
+    .bind(micros(lease))
+    .bind(token)
     .bind(job.id)
     .execute(&mut *tx)
     .await?;
@@ -87,65 +81,88 @@ pub async fn claim(
     Ok(Some(job))
 }
 
-pub async fn complete(pool: &MySqlPool, id: u64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM jobs WHERE id = ?")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
+/// Extends the lease of a job still held under `token`; false when it is not (another
+/// worker took it over after the lease ran out).
+pub async fn heartbeat(
+    pool: &MySqlPool,
+    id: u64,
+    token: &str,
+    lease: Duration,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE jobs SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
+         WHERE id = ? AND claim_token = ? AND status = 'running'",
+    )
+    .bind(micros(lease))
+    .bind(id)
+    .bind(token)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
-/// Back to pending, due at `run_after`. `counted` false gives the attempt back (the job
-/// was deferred or interrupted, not failed).
+/// Done: the job goes. False when the claim was no longer `token`'s.
+pub async fn complete(pool: &MySqlPool, id: u64, token: &str) -> sqlx::Result<bool> {
+    let result = sqlx::query("DELETE FROM jobs WHERE id = ? AND claim_token = ?")
+        .bind(id)
+        .bind(token)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Back to pending, due after `delay`. `counted` false gives the attempt back (the job
+/// was deferred, not failed). False when the claim was no longer `token`'s.
 pub async fn reschedule(
     pool: &MySqlPool,
     id: u64,
-    run_after: DateTime<Utc>,
+    token: &str,
+    delay: Duration,
     error: Option<&str>,
     counted: bool,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'pending', lease_until = NULL, run_after = ?,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE jobs SET status = 'pending', lease_until = NULL, claim_token = NULL,
+             run_after = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND,
              last_error = COALESCE(?, last_error),
-             attempts = IF(?, attempts, GREATEST(attempts, 1) - 1), updated_at = ?
-         WHERE id = ?",
+             attempts = IF(?, attempts, GREATEST(attempts, 1) - 1), updated_at = UTC_TIMESTAMP(6)
+         WHERE id = ? AND claim_token = ?",
     )
-    .bind(run_after)
+    .bind(micros(delay))
     .bind(error)
     .bind(counted)
-    .bind(now)
     .bind(id)
+    .bind(token)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
-/// Gives up on a job: kept with its last error, visible in metrics, never retried.
-pub async fn park(pool: &MySqlPool, id: u64, error: &str, now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'parked', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+/// Gives up on a job: kept with its last error, visible in metrics, never retried. False
+/// when the claim was no longer `token`'s.
+pub async fn park(pool: &MySqlPool, id: u64, token: &str, error: &str) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE jobs SET status = 'parked', lease_until = NULL, claim_token = NULL,
+             last_error = ?, updated_at = UTC_TIMESTAMP(6)
+         WHERE id = ? AND claim_token = ?",
     )
     .bind(error)
-    .bind(now)
     .bind(id)
+    .bind(token)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
-/// Jobs by status, for metrics and tests.
-pub async fn counts(pool: &MySqlPool) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")
-        .fetch_all(pool)
-        .await
-}
-
-/// Jobs by status with the creation time of the oldest of each, for `/metrics`: one
-/// scan of the `jobs_ready (status, run_after)` index, a table that holds only unfinished
-/// work.
-pub async fn queue_stats(pool: &MySqlPool) -> sqlx::Result<Vec<(String, i64, DateTime<Utc>)>> {
-    sqlx::query_as("SELECT status, COUNT(*), MIN(created_at) FROM jobs GROUP BY status")
-        .fetch_all(pool)
-        .await
+/// Jobs by status with the age (µs, by the database's clock) of the oldest of each, for
+/// `/metrics`: one scan of the `jobs_ready (status, run_after)` index, a table that holds
+/// only unfinished work.
+pub async fn queue_stats(pool: &MySqlPool) -> sqlx::Result<Vec<(String, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT status, COUNT(*),
+             CAST(TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)) AS SIGNED)
+         FROM jobs GROUP BY status",
+    )
+    .fetch_all(pool)
+    .await
 }

@@ -1,37 +1,39 @@
 //! The `conversation_leases` table: who may process a turn of a conversation right now.
+//! Expiries are the database's clock, never a replica's.
 
+use super::micros;
 use crate::domain::ConversationId;
-use chrono::{DateTime, Utc};
 use sqlx::MySqlPool;
+use std::time::Duration;
 
-/// Takes the lease if it is free or expired. Two autocommit statements, so no lock is
-/// held between them or afterwards.
+/// Takes the lease for `hold` if it is free or expired. Two autocommit statements, so no
+/// lock is held between them or afterwards.
 pub async fn try_acquire(
     pool: &MySqlPool,
     conversation_id: &ConversationId,
     holder: &str,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
+    hold: Duration,
 ) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT IGNORE INTO conversation_leases (conversation_id, holder, expires_at) VALUES (?, ?, ?)",
+        "INSERT IGNORE INTO conversation_leases (conversation_id, holder, expires_at)
+         VALUES (?, ?, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)",
     )
     .bind(conversation_id)
     .bind(holder)
-    .bind(expires_at)
+    .bind(micros(hold))
     .execute(pool)
     .await?;
     if inserted.rows_affected() == 1 {
         return Ok(true);
     }
     let taken_over = sqlx::query(
-        "UPDATE conversation_leases SET holder = ?, expires_at = ?
-         WHERE conversation_id = ? AND expires_at <= ?",
+        "UPDATE conversation_leases
+         SET holder = ?, expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
+         WHERE conversation_id = ? AND expires_at <= UTC_TIMESTAMP(6)",
     )
     .bind(holder)
-    .bind(expires_at)
+    .bind(micros(hold))
     .bind(conversation_id)
-    .bind(now)
     .execute(pool)
     .await?;
     Ok(taken_over.rows_affected() == 1)

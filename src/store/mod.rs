@@ -83,6 +83,22 @@ pub async fn ping(pool: &MySqlPool) -> bool {
     )
 }
 
+/// A duration as the microseconds of an SQL `INTERVAL … MICROSECOND`: expiries are
+/// computed by the database (`UTC_TIMESTAMP(6) + INTERVAL ?`), so that replicas whose
+/// clocks disagree still agree on who holds what.
+pub fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The database's clock, the one every expiry and window is measured by.
+pub async fn database_now<'c>(
+    conn: impl sqlx::MySqlExecutor<'c>,
+) -> sqlx::Result<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar("SELECT UTC_TIMESTAMP(6)")
+        .fetch_one(conn)
+        .await
+}
+
 /// InnoDB picked this transaction as a deadlock victim (1213) or gave up waiting for a
 /// lock (1205): nothing was written, and running it again is the documented remedy.
 pub fn is_lock_conflict(error: &sqlx::Error) -> bool {

@@ -10,17 +10,20 @@ use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 /// Creates the player if needed and locks the row until the transaction ends; returns the
-/// player's own monthly limit, if set.
+/// player's own monthly limit, if set, and the database's clock, which every window and
+/// expiry of the decision is measured by.
 pub async fn lock_player(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
     now: DateTime<Utc>,
-) -> sqlx::Result<Option<Usd>> {
+) -> sqlx::Result<(Option<Usd>, DateTime<Utc>)> {
     super::players::ensure(&mut *conn, player_id, now).await?;
-    sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ? FOR UPDATE")
-        .bind(player_id)
-        .fetch_one(conn)
-        .await
+    sqlx::query_as(
+        "SELECT monthly_limit_usd, UTC_TIMESTAMP(6) FROM players WHERE id = ? FOR UPDATE",
+    )
+    .bind(player_id)
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn calls_since(

@@ -21,6 +21,7 @@ mod errors;
 mod history;
 mod idempotency;
 mod inbox;
+mod jobs;
 mod logs;
 mod memory;
 mod metrics;

@@ -524,6 +524,8 @@ async fn a_job_claimed_by_a_killed_process_is_completed_after_restart() {
         ("JOB_POLL_MS", "20"),
         ("FACT_EXTRACTION_EVERY", "1"),
         ("LLM_TIMEOUT_MS", "2000"),
+        // The dead process's heartbeat stops: its job is free again after one lease.
+        ("JOB_LEASE_MS", "3000"),
     ];
     app.provider.enqueue_for(
         "fact_extraction",

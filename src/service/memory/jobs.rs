@@ -8,7 +8,6 @@ use crate::{
     service::Services,
     store::{jobs, jobs::JobRow},
 };
-use chrono::Duration as ChronoDuration;
 use sqlx::MySqlConnection;
 use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinSet};
@@ -103,7 +102,6 @@ pub async fn schedule_due(
     owner: Owner<'_>,
     progress: Progress,
 ) -> sqlx::Result<()> {
-    let now = crate::clock::now();
     for kind in due(
         progress,
         policy.window,
@@ -116,24 +114,14 @@ pub async fn schedule_due(
             owner.conversation_id,
             owner.player_id,
             owner.character_id,
-            now,
         )
         .await?;
     }
     Ok(())
 }
 
-/// How long a claimed job stays claimed: one background call plus the database work.
-fn lease(services: &Services) -> Duration {
-    services.config.llm.timeout + Duration::from_secs(5)
-}
-
 /// How long work waits when it is deferred (warning band, circuit open, no budget).
 const DEFER: Duration = Duration::from_secs(300);
-
-fn later(duration: Duration) -> chrono::DateTime<chrono::Utc> {
-    crate::clock::now() + ChronoDuration::from_std(duration).unwrap_or(ChronoDuration::MAX)
-}
 
 /// Retry wait after the n-th failed attempt: base · 2ⁿ⁻¹, at most an hour.
 pub fn retry_delay(base: Duration, attempts: u32) -> Duration {
@@ -156,9 +144,8 @@ pub fn spawn_workers(services: Arc<Services>, shutdown: watch::Receiver<bool>) -
 async fn work(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let poll = services.config.jobs.poll;
     while !*shutdown.borrow() {
-        let claimed =
-            jobs::claim(&services.pool, crate::clock::now(), later(lease(&services))).await;
-        let job = match claimed {
+        let token = uuid::Uuid::new_v4().to_string();
+        let job = match jobs::claim(&services.pool, services.config.jobs.lease, &token).await {
             Ok(Some(job)) => job,
             Ok(None) => {
                 let _ = tokio::time::timeout(poll, shutdown.changed()).await;
@@ -173,13 +160,34 @@ async fn work(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
         let span = tracing::info_span!("job", id = job.id, kind = %job.kind, conversation_id = %job.conversation_id);
         // A claimed job runs to its end even during shutdown: it is one bounded LLM call,
         // and stopping it halfway would lose the usage row of a call already paid for.
-        run(&services, &job).instrument(span).await;
+        let heartbeat = tokio::spawn(
+            keep_leased(services.clone(), job.id, token.clone()).instrument(span.clone()),
+        );
+        run(&services, &job, &token).instrument(span).await;
+        heartbeat.abort();
     }
 }
 
-async fn run(services: &Services, job: &JobRow) {
+/// Renews the job's lease every third of it while the job runs, so that a slow job is
+/// never taken over (and paid for twice) while its worker lives; a dead worker's job is
+/// free again within one lease (at most 30 s).
+async fn keep_leased(services: Arc<Services>, id: u64, token: String) {
+    let lease = services.config.jobs.lease;
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match jobs::heartbeat(&services.pool, id, &token, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("the job's lease was taken over; its outcome will be dropped");
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "could not renew a job's lease"),
+        }
+    }
+}
+
+async fn run(services: &Services, job: &JobRow, token: &str) {
     let pool = &services.pool;
-    let now = crate::clock::now();
     let outcome = match JobKind::parse(&job.kind) {
         Some(JobKind::Summarize) => summary::summarize(services, job).await,
         Some(JobKind::ExtractFacts) => facts::extract_facts(services, job).await,
@@ -188,26 +196,32 @@ async fn run(services: &Services, job: &JobRow) {
     let settled = match outcome {
         Ok(JobDone::Finished) => {
             tracing::info!(attempts = job.attempts, "job done");
-            jobs::complete(pool, job.id).await
+            jobs::complete(pool, job.id, token).await
         }
         Ok(JobDone::Deferred) => {
             tracing::info!("job deferred");
-            jobs::reschedule(pool, job.id, later(DEFER), None, false, now).await
+            jobs::reschedule(pool, job.id, token, DEFER, None, false).await
         }
         Err(error) if job.attempts >= services.config.jobs.max_attempts => {
             let error = format!("{error:#}");
             tracing::error!(attempts = job.attempts, %error, "job failed for good; parked");
-            jobs::park(pool, job.id, &error, now).await
+            jobs::park(pool, job.id, token, &error).await
         }
         Err(error) => {
             let error = format!("{error:#}");
             let wait = retry_delay(services.config.jobs.retry_base, job.attempts);
             tracing::warn!(attempts = job.attempts, ?wait, %error, "job failed; will retry");
-            jobs::reschedule(pool, job.id, later(wait), Some(&error), true, now).await
+            jobs::reschedule(pool, job.id, token, wait, Some(&error), true).await
         }
     };
-    if let Err(error) = settled {
-        tracing::warn!(%error, "could not record a job's outcome; its lease will expire");
+    match settled {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!("the job was taken over by another worker; its outcome is theirs")
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not record a job's outcome; its lease will expire")
+        }
     }
 }
 
@@ -219,13 +233,13 @@ pub async fn queue_sample(services: &Services) -> anyhow::Result<crate::metrics:
     let rows = tokio::time::timeout(SAMPLE_TIMEOUT, jobs::queue_stats(&services.pool))
         .await
         .map_err(|_| anyhow::anyhow!("sampling the job queue timed out"))??;
-    let now = crate::clock::now();
     let mut sample = crate::metrics::QueueSample::default();
-    for (status, count, oldest) in rows {
+    for (status, count, oldest_micros) in rows {
         match status.as_str() {
             "pending" => {
                 sample.pending = count;
-                sample.oldest_pending_age = (now - oldest).to_std().unwrap_or_default();
+                sample.oldest_pending_age =
+                    Duration::from_micros(u64::try_from(oldest_micros).unwrap_or_default());
             }
             "running" => sample.running = count,
             "parked" => sample.parked = count,

@@ -98,9 +98,10 @@ fn view(player_id: String, month: String, status: BudgetStatus) -> PlayerMonth {
 /// This month of one player. Dashboards see settled spend only, not calls in flight.
 pub async fn month(services: &Services, player_id: &PlayerId) -> ServiceResult<PlayerMonth> {
     let status = services.ledger.status(player_id).await?;
+    let now = crate::store::database_now(&services.pool).await?;
     Ok(view(
         player_id.as_str().to_owned(),
-        spend::month_of(crate::clock::now()),
+        spend::month_of(now),
         BudgetStatus {
             reserved: Usd::ZERO,
             ..status
@@ -137,7 +138,7 @@ pub async fn at_or_over(
         Threshold::Warning => config.budget_warning_ratio,
         Threshold::Over => Decimal::ONE,
     };
-    let month = spend::month_of(crate::clock::now());
+    let month = spend::month_of(crate::store::database_now(&services.pool).await?);
     // One more than the page: whether it exists says if there is a next page.
     let mut rows = spend::at_or_over(
         &services.pool,

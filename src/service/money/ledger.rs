@@ -150,8 +150,8 @@ impl Ledger {
 
     /// Reads the player's month without locking (for choosing a model, for dashboards).
     pub async fn status(&self, player_id: &PlayerId) -> sqlx::Result<BudgetStatus> {
-        let now = crate::clock::now();
         let pool = &self.pool;
+        let now = store::database_now(pool).await?;
         let limit = spend::monthly_limit(pool, player_id)
             .await?
             .unwrap_or(self.config.player_monthly_budget_usd);
@@ -192,9 +192,10 @@ impl Ledger {
         worst_case: Usd,
     ) -> sqlx::Result<Result<u64, Refusal>> {
         let config = &self.config;
-        let now = crate::clock::now();
         let mut tx = self.pool.begin().await?;
-        let own_limit = spend::lock_player(&mut tx, player_id, now).await?;
+        // Windows and expiries by the database's clock: a replica whose clock runs fast
+        // must not see others' reservations as expired, nor a fuller hour as empty.
+        let (own_limit, now) = spend::lock_player(&mut tx, player_id, crate::clock::now()).await?;
 
         if take_quota {
             let hour_ago = now - ChronoDuration::hours(1);

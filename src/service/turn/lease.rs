@@ -6,7 +6,6 @@ use crate::{
     service::{ServiceError, ServiceResult},
     store::{self, leases},
 };
-use chrono::Duration as ChronoDuration;
 use rand::Rng;
 use sqlx::MySqlPool;
 use std::time::Duration;
@@ -31,9 +30,7 @@ pub async fn acquire(
     let give_up = Instant::now() + wait;
     let mut pause = Duration::from_millis(5);
     loop {
-        let now = crate::clock::now();
-        let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
-        match leases::try_acquire(pool, conversation_id, &holder, now, expires_at).await {
+        match leases::try_acquire(pool, conversation_id, &holder, hold_for).await {
             Ok(true) => {
                 return Ok(Lease {
                     conversation_id: conversation_id.clone(),
