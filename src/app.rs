@@ -38,7 +38,7 @@ impl Application {
         let config = Arc::new(config);
         let pool =
             store::connect_and_migrate(&config.database_url, store::CONNECT_PATIENCE).await?;
-        let services = Arc::new(Services::new(config.clone(), pool)?);
+        let services = Arc::new(Services::build(config.clone(), pool).await?);
         let router = http::router(services.clone())?;
         let listener = TcpListener::bind(config.bind_addr)
             .await

@@ -63,6 +63,9 @@ pub struct Config {
     /// How long shutdown waits for turns still running after their client hung up
     /// (`SHUTDOWN_GRACE_MS`, default 30000; not in the SPEC's table).
     pub shutdown_grace: Duration,
+    /// The secret of the keyed hash an erased player is remembered by
+    /// (`ERASURE_HASH_KEY`); unset, one is made once and kept in the database.
+    pub erasure_hash_key: Option<Secret>,
 }
 
 /// Background work. Not in the SPEC's table: operational knobs with safe defaults.
@@ -210,6 +213,7 @@ impl Config {
             ),
             housekeeping_interval: vars.millis("HOUSEKEEPING_INTERVAL_MS", 60_000)?,
             shutdown_grace: vars.millis("SHUTDOWN_GRACE_MS", 30_000)?,
+            erasure_hash_key: vars.optional("ERASURE_HASH_KEY").map(Secret::new),
             log_format: match vars
                 .string("LOG_FORMAT", "pretty")
                 .to_ascii_lowercase()

@@ -4,6 +4,7 @@ mod affinity;
 mod ids;
 mod message;
 mod money;
+mod player_key;
 pub mod prices;
 mod text;
 
@@ -11,6 +12,7 @@ pub use affinity::{Affinity, AffinityTier};
 pub use ids::{CharacterId, ConversationId, PlayerId};
 pub use message::{FallbackReason, Role, Source};
 pub use money::{MONEY_SCALE, Usd};
+pub use player_key::{PlayerKey, PlayerKeys};
 pub use text::MessageText;
 
 /// Why a value from the outside was refused; becomes a 400 `validation_failed`.

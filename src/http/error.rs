@@ -134,6 +134,10 @@ impl From<ServiceError> for ApiError {
                 code: "idempotency_key_reused",
                 message: error.to_string(),
             },
+            ServiceError::PlayerErased(_) => Self::Conflict {
+                code: "player_erased",
+                message: error.to_string(),
+            },
             ServiceError::Unavailable(message) => Self::Unavailable(message),
             ServiceError::Internal(cause) => Self::Internal(cause),
         }

@@ -21,6 +21,9 @@ pub enum ServiceError {
     #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
     IdempotencyInProgress,
     /// The database cannot be reached: an outage, worth retrying, not a bug.
+    /// The player was erased while this request ran: nothing of it is written back.
+    #[error("player {0:?} was erased while this request ran; nothing was stored")]
+    PlayerErased(String),
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]

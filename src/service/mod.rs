@@ -21,7 +21,8 @@ pub mod turn;
 
 pub use error::{ServiceError, ServiceResult};
 
-use crate::{config::Config, llm::OpenAiClient};
+use crate::{config::Config, domain::PlayerKeys, llm::OpenAiClient};
+use anyhow::Context;
 use money::ledger::Ledger;
 use paid_call::circuit::CircuitBreakers;
 use sqlx::MySqlPool;
@@ -36,16 +37,33 @@ pub struct Services {
     pub llm: OpenAiClient,
     pub ledger: Ledger,
     pub circuits: CircuitBreakers,
+    /// Player ids under the keyed hash erasure remembers them by.
+    pub keys: PlayerKeys,
     /// The turns in flight, each on a task of its own (it outlives a client that hung
     /// up): shutdown waits for them before the pool closes.
     pub turns: TaskTracker,
 }
 
+/// The name of the erasure hash key in `service_secrets`.
+const ERASURE_HASH_KEY: &str = "erasure_hash_key";
+
 impl Services {
-    pub fn new(config: Arc<Config>, pool: MySqlPool) -> anyhow::Result<Self> {
+    /// Builds the state over a migrated database: `ERASURE_HASH_KEY`, or the key the
+    /// first replica made and stored, so every replica hashes erased players alike.
+    pub async fn build(config: Arc<Config>, pool: MySqlPool) -> anyhow::Result<Self> {
+        let secret = match &config.erasure_hash_key {
+            Some(secret) => secret.expose().to_owned(),
+            None => crate::store::secrets::get_or_create(&pool, ERASURE_HASH_KEY, || {
+                hex::encode(rand::random::<[u8; 32]>())
+            })
+            .await
+            .context("reading the erasure hash key")?,
+        };
+        let keys = PlayerKeys::new(secret.as_bytes());
         Ok(Self {
             llm: OpenAiClient::new(&config.llm)?,
-            ledger: Ledger::new(pool.clone(), config.clone()),
+            ledger: Ledger::new(pool.clone(), config.clone(), keys.clone()),
+            keys,
             circuits: CircuitBreakers::new(
                 config.llm.circuit_failures,
                 config.llm.circuit_cooldown,

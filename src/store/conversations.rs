@@ -80,7 +80,7 @@ pub async fn set_last_seq(
 
 /// Replaces the running summary, unless another worker already moved it on.
 pub async fn save_summary(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     id: &ConversationId,
     summary: &str,
     previous_seq: u32,
@@ -93,7 +93,7 @@ pub async fn save_summary(
     .bind(new_seq)
     .bind(id)
     .bind(previous_seq)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod leases;
 pub mod messages;
 pub mod players;
+pub mod secrets;
 pub mod spend;
 pub mod usage;
 

@@ -1,14 +1,16 @@
 //! The `players` and `affinities` tables.
 
-use crate::domain::{CharacterId, PlayerId};
+use crate::domain::{CharacterId, PlayerId, PlayerKey};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
 /// Players are created on first use. Exclusive lock on an existing row, as in
-/// `conversations::create_and_lock`, so concurrent first turns do not deadlock.
+/// `conversations::create_and_lock`, so concurrent first turns do not deadlock. A player
+/// whose id was erased before takes over what the erasure carried (spend, limit, quota).
 pub async fn ensure(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
+    key: &PlayerKey,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -16,9 +18,9 @@ pub async fn ensure(
     )
     .bind(player_id)
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    super::erasure::absorb_carried(conn, player_id, key).await
 }
 
 pub async fn set_affinity(

@@ -4,7 +4,7 @@
 //! Every check-and-reserve runs in a transaction that first locks the player's row, so
 //! concurrent turns of one player, on any replica, take their decisions one at a time.
 
-use crate::domain::{PlayerId, Usd};
+use crate::domain::{PlayerId, PlayerKey, Usd};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
@@ -15,9 +15,10 @@ use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 pub async fn lock_player(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
+    key: &PlayerKey,
     now: DateTime<Utc>,
 ) -> sqlx::Result<(Option<Usd>, DateTime<Utc>)> {
-    super::players::ensure(&mut *conn, player_id, now).await?;
+    super::players::ensure(&mut *conn, player_id, key, now).await?;
     sqlx::query_as(
         "SELECT monthly_limit_usd, UTC_TIMESTAMP(6) FROM players WHERE id = ? FOR UPDATE",
     )
@@ -185,6 +186,16 @@ pub async fn add_spend(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    add_day_spend(conn, amount, now).await
+}
+
+/// Adds settled spend to the global day only (the spend of an erased player, whose month
+/// is carried under no id).
+pub async fn add_day_spend(
+    conn: &mut MySqlConnection,
+    amount: Usd,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO daily_spend (day, spent_usd, updated_at) VALUES (?, ?, ?)
          ON DUPLICATE KEY UPDATE spent_usd = spent_usd + VALUES(spent_usd), updated_at = VALUES(updated_at)",

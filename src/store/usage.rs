@@ -1,12 +1,15 @@
 //! The `usage_records` table: one row per LLM call, and the sums dashboards read.
 
-use crate::domain::{CharacterId, ConversationId, PlayerId, Usd};
+use crate::domain::{CharacterId, ConversationId, PlayerId, PlayerKey, Usd};
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewUsageRecord {
     pub player_id: PlayerId,
+    /// The player under the erasure hash, and their erasure count when the call began.
+    pub player_key: PlayerKey,
+    pub generation: u32,
     pub conversation_id: Option<ConversationId>,
     pub character_id: Option<CharacterId>,
     pub purpose: &'static str,
@@ -23,15 +26,21 @@ pub struct NewUsageRecord {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn insert(conn: &mut MySqlConnection, record: &NewUsageRecord) -> sqlx::Result<u64> {
+/// Inserts the row; unless `linked`, without its player and conversation (the player was
+/// erased meanwhile).
+pub async fn insert(
+    conn: &mut MySqlConnection,
+    record: &NewUsageRecord,
+    linked: bool,
+) -> sqlx::Result<u64> {
     let result = sqlx::query(
         "INSERT INTO usage_records (player_id, conversation_id, character_id, purpose, model,
              prompt_tokens, completion_tokens, total_tokens, tokens_estimated, cost_usd,
              price_assumed, latency_ms, outcome, http_status, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(&record.player_id)
-    .bind(&record.conversation_id)
+    .bind(linked.then_some(&record.player_id))
+    .bind(record.conversation_id.as_ref().filter(|_| linked))
     .bind(&record.character_id)
     .bind(record.purpose)
     .bind(&record.model)

@@ -17,6 +17,7 @@ mod budgets;
 mod chaos;
 mod characters;
 mod cli;
+mod erasure;
 mod errors;
 mod history;
 mod idempotency;
@@ -28,6 +29,7 @@ mod metrics;
 mod openapi;
 mod operations;
 mod paid_call;
+
 mod replicas;
 mod resilience;
 mod streaming;

@@ -35,7 +35,7 @@ const REFUSAL: &str = "test: usage write refused";
 
 /// A `Services` of the test's own over the app's database and provider: its own circuit
 /// breakers, the app's data.
-fn services_for(app: &TestApp, overrides: &[(&str, &str)]) -> Services {
+async fn services_for(app: &TestApp, overrides: &[(&str, &str)]) -> Services {
     let mut vars: HashMap<String, String> = [
         ("DATABASE_URL", app.database_url()),
         ("LLM_BASE_URL", app.provider.base_url.as_str()),
@@ -49,7 +49,9 @@ fn services_for(app: &TestApp, overrides: &[(&str, &str)]) -> Services {
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
     let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration");
-    Services::new(Arc::new(config), app.pool.clone()).expect("building the services")
+    Services::build(Arc::new(config), app.pool.clone())
+        .await
+        .expect("building the services")
 }
 
 /// From now on the database refuses every usage row of this purpose, as a failing disk
@@ -97,6 +99,7 @@ fn one_attempt(player_id: &PlayerId, purpose: Purpose) -> PaidCall<'_> {
     PaidCall::new(
         CallFor {
             player_id,
+            generation: 0,
             conversation_id: None,
             character_id: None,
             purpose,
@@ -169,7 +172,7 @@ async fn a_background_call_whose_usage_cannot_be_recorded_keeps_its_reservation_
  {
     let app = TestApp::spawn_with(&[("JOB_WORKERS", "0")]).await;
     refuse_usage_rows_of(&app, "summarization").await;
-    let services = services_for(&app, &[]);
+    let services = services_for(&app, &[]).await;
     let p1 = player("p-1");
 
     // The provider answers (slowly enough to see the reservation held), then the usage
@@ -316,7 +319,7 @@ async fn a_turn_whose_usage_cannot_be_recorded_answers_503_and_its_usage_is_repl
 #[tokio::test]
 async fn a_background_call_that_is_the_half_open_probe_closes_or_reopens_the_circuit() {
     let app = TestApp::spawn_with(&[("JOB_WORKERS", "0")]).await;
-    let services = services_for(&app, &QUICK_CIRCUIT);
+    let services = services_for(&app, &QUICK_CIRCUIT).await;
     let p1 = player("p-1");
 
     open_the_circuit(&app, &services, &p1).await;
@@ -353,7 +356,7 @@ async fn a_background_call_that_is_the_half_open_probe_closes_or_reopens_the_cir
 #[tokio::test]
 async fn background_failures_never_open_a_closed_circuit() {
     let app = TestApp::spawn_with(&[("JOB_WORKERS", "0")]).await;
-    let services = services_for(&app, &QUICK_CIRCUIT);
+    let services = services_for(&app, &QUICK_CIRCUIT).await;
     let p1 = player("p-1");
 
     app.provider

@@ -7,7 +7,9 @@ use crate::{
 };
 use anyhow::Context;
 
-/// Right to be forgotten.
+/// Right to be forgotten: the player's data goes; this month's spend, the limit and the
+/// quota carry over under a keyed hash of the id; turns, calls and jobs begun before
+/// write nothing back (the erasure count they read has changed).
 #[tracing::instrument(skip_all)]
 pub async fn erase_player(services: &Services, player_id: &PlayerId) -> ServiceResult<()> {
     store::retry_lock_conflicts(|| try_erase(services, player_id)).await
@@ -15,7 +17,10 @@ pub async fn erase_player(services: &Services, player_id: &PlayerId) -> ServiceR
 
 async fn try_erase(services: &Services, player_id: &PlayerId) -> ServiceResult<()> {
     let mut tx = services.pool.begin().await.context("starting an erasure")?;
-    let found = erasure::erase_player(&mut tx, player_id).await?;
+    let now = store::database_now(&mut *tx).await?;
+    let key = services.keys.key(player_id);
+    let month = store::spend::month_of(now);
+    let found = erasure::erase_player(&mut tx, player_id, &key, &month, now).await?;
     if !found {
         return Err(ServiceError::NotFound(format!(
             "player {:?} not found",

@@ -10,7 +10,7 @@ use crate::{
     llm::Purpose,
     service::{ServiceError, ServiceResult, Services},
     store::{
-        self, conversations,
+        self, conversations, erasure,
         facts::{self, FactRow, NewFact},
         jobs::JobRow,
         messages, players,
@@ -28,7 +28,12 @@ fn text_hash(text: &str) -> String {
 }
 
 /// Reads the messages since the watermark and applies what the extractor found.
-pub async fn extract_facts(services: &Services, job: &JobRow) -> anyhow::Result<JobDone> {
+/// `generation`: the player's erasure count when the job began; the write checks it.
+pub async fn extract_facts(
+    services: &Services,
+    job: &JobRow,
+    generation: u32,
+) -> anyhow::Result<JobDone> {
     let pool = &services.pool;
     let Some(conversation) = conversations::get(pool, &job.conversation_id).await? else {
         return Ok(JobDone::Finished);
@@ -64,6 +69,7 @@ pub async fn extract_facts(services: &Services, job: &JobRow) -> anyhow::Result<
     let Some(completion) = background_call(
         services,
         job,
+        generation,
         Purpose::FactExtraction,
         prompt,
         EXTRACTION_MAX_TOKENS,
@@ -84,6 +90,7 @@ pub async fn extract_facts(services: &Services, job: &JobRow) -> anyhow::Result<
         apply(
             services,
             job,
+            generation,
             &conversation.id,
             (from, to),
             &known,
@@ -97,6 +104,7 @@ pub async fn extract_facts(services: &Services, job: &JobRow) -> anyhow::Result<
 async fn apply(
     services: &Services,
     job: &JobRow,
+    generation: u32,
     conversation_id: &ConversationId,
     (from, to): (u32, u32),
     known: &[FactRow],
@@ -109,6 +117,11 @@ async fn apply(
         .begin()
         .await
         .context("starting to store facts")?;
+    // Erased since the job began: nothing learned from the erased messages comes back.
+    let key = services.keys.key(&job.player_id);
+    if erasure::generation_locked(&mut tx, &key).await? != generation {
+        return Ok(());
+    }
     // Only the worker that moves the watermark applies its findings: a duplicate job
     // that read the same messages changes nothing.
     if !conversations::advance_extraction(&mut tx, conversation_id, from, to).await? {

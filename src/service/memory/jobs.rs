@@ -188,10 +188,15 @@ async fn keep_leased(services: Arc<Services>, id: u64, token: String) {
 
 async fn run(services: &Services, job: &JobRow, token: &str) {
     let pool = &services.pool;
-    let outcome = match JobKind::parse(&job.kind) {
-        Some(JobKind::Summarize) => summary::summarize(services, job).await,
-        Some(JobKind::ExtractFacts) => facts::extract_facts(services, job).await,
-        None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
+    // Read first: an erasure after this point fences everything the job writes.
+    let key = services.keys.key(&job.player_id);
+    let outcome = match crate::store::erasure::generation(pool, &key).await {
+        Err(error) => Err(anyhow::Error::new(error).context("reading the player's erasures")),
+        Ok(generation) => match JobKind::parse(&job.kind) {
+            Some(JobKind::Summarize) => summary::summarize(services, job, generation).await,
+            Some(JobKind::ExtractFacts) => facts::extract_facts(services, job, generation).await,
+            None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
+        },
     };
     let settled = match outcome {
         Ok(JobDone::Finished) => {

@@ -39,6 +39,7 @@ pub enum JobDone {
 async fn background_call(
     services: &Services,
     job: &JobRow,
+    generation: u32,
     purpose: Purpose,
     messages: Vec<ChatMessage>,
     max_tokens: u32,
@@ -63,6 +64,7 @@ async fn background_call(
     };
     let who = CallFor {
         player_id: &job.player_id,
+        generation,
         conversation_id: Some(&job.conversation_id),
         character_id: Some(&job.character_id),
         purpose,

@@ -6,14 +6,20 @@ use crate::{
     domain::Role,
     llm::{ChatMessage, ChatRole, Purpose},
     service::Services,
-    store::{self, conversations, jobs::JobRow, messages},
+    store::{self, conversations, erasure, jobs::JobRow, messages},
 };
+use anyhow::Context;
 use serde_json::{Value, json};
 
 const SUMMARY_MAX_TOKENS: u32 = 400;
 
 /// Folds the messages that left the window since the last refresh into the summary.
-pub async fn summarize(services: &Services, job: &JobRow) -> anyhow::Result<JobDone> {
+/// `generation`: the player's erasure count when the job began; the write checks it.
+pub async fn summarize(
+    services: &Services,
+    job: &JobRow,
+    generation: u32,
+) -> anyhow::Result<JobDone> {
     let pool = &services.pool;
     let Some(conversation) = conversations::get(pool, &job.conversation_id).await? else {
         return Ok(JobDone::Finished);
@@ -47,6 +53,7 @@ pub async fn summarize(services: &Services, job: &JobRow) -> anyhow::Result<JobD
     let Some(completion) = background_call(
         services,
         job,
+        generation,
         Purpose::Summarization,
         prompt,
         SUMMARY_MAX_TOKENS,
@@ -55,14 +62,21 @@ pub async fn summarize(services: &Services, job: &JobRow) -> anyhow::Result<JobD
     else {
         return Ok(JobDone::Deferred);
     };
-    conversations::save_summary(
-        pool,
-        &conversation.id,
-        &completion.content,
-        conversation.summary_seq,
-        last,
-    )
-    .await?;
+    let mut tx = pool.begin().await.context("starting to save a summary")?;
+    // The player erased (and the conversation id perhaps bound anew) since the job began:
+    // the summary of the erased messages must not come back.
+    let key = services.keys.key(&job.player_id);
+    if erasure::generation_locked(&mut tx, &key).await? == generation {
+        conversations::save_summary(
+            &mut tx,
+            &conversation.id,
+            &completion.content,
+            conversation.summary_seq,
+            last,
+        )
+        .await?;
+    }
+    tx.commit().await.context("saving a summary")?;
     Ok(JobDone::Finished)
 }
 

@@ -120,7 +120,8 @@ pub async fn set_limit(
         .begin()
         .await
         .context("starting a budget change")?;
-    spend::lock_player(&mut tx, player_id, crate::clock::now()).await?;
+    let key = services.keys.key(player_id);
+    spend::lock_player(&mut tx, player_id, &key, crate::clock::now()).await?;
     spend::set_monthly_limit(&mut tx, player_id, limit).await?;
     tx.commit().await.context("committing a budget change")?;
     month(services, player_id).await

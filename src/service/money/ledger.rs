@@ -9,12 +9,12 @@
 use super::{BudgetStatus, Spent};
 use crate::{
     config::Config,
-    domain::{CharacterId, ConversationId, PlayerId, Usd, prices::Pricing},
+    domain::{CharacterId, ConversationId, PlayerId, PlayerKeys, Usd, prices::Pricing},
     llm::{Completion, LlmError, Purpose},
     metrics,
-    service::error::ServiceResult,
+    service::error::{ServiceError, ServiceResult},
     store::{
-        self, spend,
+        self, erasure, spend,
         usage::{self as usage_store, NewUsageRecord},
     },
 };
@@ -39,10 +39,21 @@ pub enum Refusal {
     BudgetExceeded,
 }
 
+/// What a reservation attempt came to.
+enum Decided {
+    Reserved(u64),
+    Refused(Refusal),
+    /// The player was erased since the call began.
+    Erased,
+}
+
 /// Who a call was for, stored with its usage rows.
 #[derive(Debug, Clone, Copy)]
 pub struct CallFor<'a> {
     pub player_id: &'a PlayerId,
+    /// The player's erasure count when the work began (`store::erasure::generation`):
+    /// if it changed, the call reserves nothing and its usage is recorded unlinked.
+    pub generation: u32,
     pub conversation_id: Option<&'a ConversationId>,
     pub character_id: Option<&'a CharacterId>,
     pub purpose: Purpose,
@@ -109,11 +120,13 @@ pub struct Ledger {
     unpriced_warned: Mutex<HashSet<String>>,
     /// Usage of calls that reached the provider while the database could not record it.
     spool: Mutex<VecDeque<Spooled>>,
+    keys: PlayerKeys,
 }
 
 impl Ledger {
-    pub fn new(pool: MySqlPool, config: Arc<Config>) -> Self {
+    pub fn new(pool: MySqlPool, config: Arc<Config>, keys: PlayerKeys) -> Self {
         Self {
+            keys,
             pool,
             config,
             unpriced_warned: Mutex::new(HashSet::new()),
@@ -168,41 +181,54 @@ impl Ledger {
     #[tracing::instrument(skip_all)]
     pub async fn reserve(
         &self,
-        player_id: &PlayerId,
+        call: &CallFor<'_>,
         take_quota: bool,
         worst_case: Usd,
     ) -> ServiceResult<Result<Reservation, Refusal>> {
         let decided = store::retry_lock_conflicts(|| async {
-            self.try_reserve(player_id, take_quota, worst_case)
+            self.try_reserve(call, take_quota, worst_case)
                 .await
-                .map_err(crate::service::ServiceError::from)
+                .map_err(ServiceError::from)
         })
         .await?;
-        Ok(decided.map(|id| Reservation {
-            id,
-            pool: self.pool.clone(),
-            held: true,
-        }))
+        match decided {
+            Decided::Reserved(id) => Ok(Ok(Reservation {
+                id,
+                pool: self.pool.clone(),
+                held: true,
+            })),
+            Decided::Refused(refusal) => Ok(Err(refusal)),
+            Decided::Erased => Err(ServiceError::PlayerErased(
+                call.player_id.as_str().to_owned(),
+            )),
+        }
     }
 
     async fn try_reserve(
         &self,
-        player_id: &PlayerId,
+        call: &CallFor<'_>,
         take_quota: bool,
         worst_case: Usd,
-    ) -> sqlx::Result<Result<u64, Refusal>> {
+    ) -> sqlx::Result<Decided> {
         let config = &self.config;
+        let player_id = call.player_id;
+        let key = self.keys.key(player_id);
         let mut tx = self.pool.begin().await?;
+        // Erased since the call began: reserving would bring the player back.
+        if erasure::generation_locked(&mut tx, &key).await? != call.generation {
+            return Ok(Decided::Erased);
+        }
         // Windows and expiries by the database's clock: a replica whose clock runs fast
         // must not see others' reservations as expired, nor a fuller hour as empty.
-        let (own_limit, now) = spend::lock_player(&mut tx, player_id, crate::clock::now()).await?;
+        let (own_limit, now) =
+            spend::lock_player(&mut tx, player_id, &key, crate::clock::now()).await?;
 
         if take_quota {
             let hour_ago = now - ChronoDuration::hours(1);
             spend::prune_calls(&mut tx, player_id, hour_ago).await?;
             let calls = spend::calls_since(&mut tx, player_id, hour_ago).await?;
             if calls >= i64::from(config.player_llm_calls_per_hour) {
-                return Ok(Err(Refusal::RateLimited));
+                return Ok(Decided::Refused(Refusal::RateLimited));
             }
             spend::insert_call(&mut tx, player_id, now).await?;
         }
@@ -214,7 +240,7 @@ impl Ledger {
             warning_ratio: config.budget_warning_ratio,
         };
         if !month.affords(worst_case) {
-            return Ok(Err(Refusal::BudgetExceeded));
+            return Ok(Decided::Refused(Refusal::BudgetExceeded));
         }
         if let Some(daily_cap) = config.global_daily_budget_usd {
             // Not under a global lock (that would serialize every player): concurrent turns
@@ -222,7 +248,7 @@ impl Ledger {
             let day = spend::day_spend(&mut tx, now.date_naive()).await?
                 + spend::reserved_globally(&mut tx, now).await?;
             if day + worst_case > daily_cap {
-                return Ok(Err(Refusal::BudgetExceeded));
+                return Ok(Decided::Refused(Refusal::BudgetExceeded));
             }
         }
         let hold = ChronoDuration::from_std(config.llm.deadline + RESERVATION_GRACE)
@@ -233,7 +259,7 @@ impl Ledger {
         if let Err(error) = spend::prune_reservations(&self.pool, player_id, now).await {
             tracing::debug!(%error, "could not prune expired reservations; next time");
         }
-        Ok(Ok(id))
+        Ok(Decided::Reserved(id))
     }
 
     /// Records an attempt that failed when another follows; the reservation stays held
@@ -377,6 +403,8 @@ impl Ledger {
         }
         let record = NewUsageRecord {
             player_id: call.player_id.clone(),
+            player_key: self.keys.key(call.player_id),
+            generation: call.generation,
             conversation_id: call.conversation_id.cloned(),
             character_id: call.character_id.cloned(),
             purpose: call.purpose.as_str(),
@@ -410,19 +438,35 @@ impl Ledger {
         settles: Option<u64>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await.context("starting a usage record")?;
-        usage_store::insert(&mut tx, record)
+        // A player erased since the call began: the row keeps its figures, unlinked, and
+        // the spend counts against what the erasure carries over, under no id.
+        let erased = erasure::generation_locked(&mut tx, &record.player_key)
+            .await
+            .context("reading the player's erasures")?
+            != record.generation;
+        usage_store::insert(&mut tx, record, !erased)
             .await
             .context("recording LLM usage")?;
         // Failed attempts cost nothing: no need to touch the (shared) counters.
         if !record.cost_usd.is_zero() {
-            spend::add_spend(
-                &mut tx,
-                &record.player_id,
-                record.cost_usd,
-                record.created_at,
-            )
-            .await
-            .context("adding to the spend counters")?;
+            if erased {
+                let month = spend::month_of(record.created_at);
+                erasure::carry_spend(&mut tx, &record.player_key, &month, record.cost_usd)
+                    .await
+                    .context("carrying the spend of an erased player")?;
+                spend::add_day_spend(&mut tx, record.cost_usd, record.created_at)
+                    .await
+                    .context("adding to the day's spend")?;
+            } else {
+                spend::add_spend(
+                    &mut tx,
+                    &record.player_id,
+                    record.cost_usd,
+                    record.created_at,
+                )
+                .await
+                .context("adding to the spend counters")?;
+            }
         }
         if let Some(reservation) = settles {
             spend::delete_reservation(&mut *tx, reservation)

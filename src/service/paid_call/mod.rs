@@ -132,7 +132,7 @@ impl Services {
         let worst_case = self.ledger.cost(model, call.prompt_tokens, call.max_tokens);
         let reservation = match self
             .ledger
-            .reserve(call.who.player_id, call.take_quota, worst_case)
+            .reserve(&call.who, call.take_quota, worst_case)
             .await
         {
             Ok(Ok(reservation)) => reservation,

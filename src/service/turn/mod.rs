@@ -17,7 +17,7 @@ use write::Written;
 use crate::{
     domain::Affinity,
     service::{ServiceError, ServiceResult, Services, characters::Character, paid_call::TextSink},
-    store::{self, characters as character_store, conversations, messages, players},
+    store::{self, characters as character_store, conversations, erasure, messages, players},
 };
 use exchange::TurnOutcome;
 use idempotency::{Begin, ClaimedKey, IdempotencyKey, KeyHolds};
@@ -193,6 +193,9 @@ async fn serialized(
     )
     .await?;
     let result = async {
+        // The first read: the player's erasure count, which every write of the turn checks
+        // (a turn that began before an erasure must not bring the player back).
+        let generation = erasure::generation(pool, &services.keys.key(&turn.player_id)).await?;
         // Under the lease the history is final: read it only now.
         let conversation = check_binding(services, turn).await?;
         let standing = players::standing(pool, &turn.player_id, &turn.character_id).await?;
@@ -216,6 +219,7 @@ async fn serialized(
             None => Vec::new(),
         };
         let situation = Situation {
+            generation,
             affinity,
             mood,
             summary: conversation.as_ref().and_then(|c| c.summary.as_deref()),
@@ -223,9 +227,10 @@ async fn serialized(
         };
         let reply = reply::compose(services, turn, character, situation, deltas).await?;
         // The reply is paid for: a lost lock conflict must not lose it.
-        let written =
-            store::retry_lock_conflicts(|| write::store_turn(services, turn, &reply, claimed))
-                .await?;
+        let written = store::retry_lock_conflicts(|| {
+            write::store_turn(services, turn, generation, &reply, claimed)
+        })
+        .await?;
         let Written::Stored(stored) = &written else {
             return Ok(written);
         };

@@ -49,6 +49,8 @@ pub fn model_plan(primary: &str, fallback_model: Option<&str>, warning: bool) ->
 /// What the character knows of the conversation and the player before answering.
 #[derive(Debug, Clone, Copy)]
 pub struct Situation<'a> {
+    /// The player's erasure count when the turn began: an erasure since fences the call.
+    pub generation: u32,
     pub affinity: Affinity,
     /// From the last fact extraction: label and intensity.
     pub mood: Option<(&'a str, f64)>,
@@ -102,6 +104,7 @@ pub async fn compose(
     };
     let who = CallFor {
         player_id: &turn.player_id,
+        generation: situation.generation,
         conversation_id: Some(&turn.conversation_id),
         character_id: Some(&turn.character_id),
         purpose: Purpose::Conversation,

@@ -10,7 +10,7 @@ use crate::{
         memory::jobs::{self, Progress},
     },
     store::{
-        conversations, idempotency as stored_keys,
+        conversations, erasure, idempotency as stored_keys,
         messages::{self, MessageRow},
         players,
     },
@@ -29,6 +29,7 @@ pub enum Written {
 pub async fn store_turn(
     services: &Services,
     turn: &Turn,
+    generation: u32,
     reply: &Reply,
     claimed: Option<&ClaimedKey>,
 ) -> ServiceResult<Written> {
@@ -38,7 +39,14 @@ pub async fn store_turn(
         .begin()
         .await
         .context("starting the turn transaction")?;
-    players::ensure(&mut tx, &turn.player_id, now).await?;
+    let key = services.keys.key(&turn.player_id);
+    // Erased since the turn began: storing it would bring the player back.
+    if erasure::generation_locked(&mut tx, &key).await? != generation {
+        return Err(ServiceError::PlayerErased(
+            turn.player_id.as_str().to_owned(),
+        ));
+    }
+    players::ensure(&mut tx, &turn.player_id, &key, now).await?;
     let conversation = conversations::create_and_lock(
         &mut tx,
         &turn.conversation_id,
