@@ -1,7 +1,7 @@
 //! `Idempotency-Key`: a repeated turn returns the first answer and changes nothing, on
 //! any replica, also when the two requests arrive together.
 
-use super::exchange::Exchange;
+use super::{exchange::Exchange, polling::Poller};
 use crate::{
     domain::{ConversationId, ParseError},
     service::{ServiceError, ServiceResult},
@@ -15,11 +15,8 @@ use chrono::Duration as ChronoDuration;
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 use std::time::Duration;
-use tokio::time::Instant;
 
 pub const MAX_KEY_CHARS: usize = 128;
-/// How often a repeat polls for the first request's answer.
-const POLL: Duration = Duration::from_millis(25);
 
 /// A key as the game sent it, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +73,7 @@ pub async fn begin(
     wait: Duration,
 ) -> ServiceResult<Begin> {
     let token = uuid::Uuid::new_v4().to_string();
-    let give_up = Instant::now() + wait;
+    let mut poller = Poller::new(wait);
     loop {
         let now = crate::clock::now();
         let expires_at = now + ChronoDuration::from_std(hold_for).unwrap_or(ChronoDuration::MAX);
@@ -114,10 +111,12 @@ pub async fn begin(
                     .context("reading a stored idempotent answer")?;
                 return Ok(Begin::Replay(Box::new(exchange)));
             }
-            Claim::InProgress { .. } if Instant::now() + POLL > give_up => {
-                return Err(ServiceError::IdempotencyInProgress);
+            // The first request still runs: poll again for its answer, backing off.
+            Claim::InProgress { .. } => {
+                if !poller.pause().await {
+                    return Err(ServiceError::IdempotencyInProgress);
+                }
             }
-            Claim::InProgress { .. } => tokio::time::sleep(POLL).await,
         }
     }
 }
