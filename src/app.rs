@@ -1,15 +1,21 @@
 //! Start-up and shutdown: database, state, router, listener.
 
 use crate::{
-    config::Config,
+    config::{Config, HttpLimits},
     http,
     service::{Services, memory::jobs},
     store,
 };
 use anyhow::Context;
-use axum::Router;
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use axum::{Router, body::Body, extract::ConnectInfo};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use std::{future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
+use tower::ServiceExt;
 
 pub struct Application {
     listener: TcpListener,
@@ -64,22 +70,80 @@ impl Application {
         tracing::info!(%address, "listening");
         let (stop_workers, workers_stop) = watch::channel(false);
         let mut workers = jobs::spawn_workers(self.services.clone(), workers_stop);
-        let served = axum::serve(
+        serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            &self.services.config.http,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+        .await;
         // In-flight requests are done; workers hand back what they hold and stop.
         let _ = stop_workers.send(true);
         while workers.join_next().await.is_some() {}
         self.services.pool.close().await;
-        served?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// HTTP/1.1 on `listener` until `shutdown` resolves; then no new connection is accepted
+/// and those open finish the requests they serve. hyper is driven directly because
+/// `axum::serve` cannot set the header-read timeout: without it, a client that sends
+/// half a request head and stalls holds its connection for ever.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        // What `into_make_service_with_connect_info` did: the peer address for the rate
+        // limit's key.
+        let service = service_fn(move |mut request: axum::http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client gone, a head too slow or malformed: the connection's own business.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// As `axum::serve` does: a connection that failed before it was accepted is the
+/// client's problem; anything else (out of file descriptors) is ours, and accepting again
+/// at once would spin.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept connections; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,7 +1,7 @@
 //! One attempt at `{LLM_BASE_URL}/chat/completions`, as every OpenAI-compatible server speaks it.
 
 use super::{ChatRequest, Completion, LlmError, LlmErrorKind, TokenUsage, tokens};
-use crate::config::{LlmConfig, Secret};
+use crate::config::{LlmConfig, Secret, ServiceUrl};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone)]
 pub struct OpenAiClient {
     http: reqwest::Client,
-    base_url: String,
+    base_url: ServiceUrl,
     api_key: Option<Secret>,
 }
 
@@ -109,7 +109,7 @@ impl OpenAiClient {
         };
         let builder = self
             .http
-            .post(format!("{}/chat/completions", self.base_url))
+            .post(format!("{}/chat/completions", self.base_url.expose()))
             .header("X-Request-Purpose", request.purpose.as_str())
             .json(&body);
         match &self.api_key {
