@@ -81,6 +81,7 @@ impl Application {
         let _ = stop_workers.send(true);
         while workers.join_next().await.is_some() {}
         self.services.pool.close().await;
+        self.services.readiness.close().await;
         tracing::info!("stopped");
         Ok(())
     }

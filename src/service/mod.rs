@@ -30,6 +30,8 @@ use std::sync::Arc;
 pub struct Services {
     pub config: Arc<Config>,
     pub pool: MySqlPool,
+    /// `/readyz`'s own connection, so probes and turns never wait for each other.
+    pub readiness: MySqlPool,
     pub llm: OpenAiClient,
     pub ledger: Ledger,
     pub circuits: CircuitBreakers,
@@ -46,6 +48,7 @@ impl Services {
                 // A probe is a whole turn's LLM work at most.
                 config.llm.deadline,
             ),
+            readiness: crate::store::readiness_pool(&config.database_url)?,
             config,
             pool,
         })
@@ -53,6 +56,6 @@ impl Services {
 
     /// `/readyz`: can the database run a query right now?
     pub async fn database_answers(&self) -> bool {
-        crate::store::ping(&self.pool).await
+        crate::store::ping(&self.readiness).await
     }
 }
