@@ -18,6 +18,13 @@ fn hello() -> Value {
     json!({"player_id": "p-1", "character_id": "mara", "content": "Any rooms free?"})
 }
 
+async fn outcomes(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT outcome FROM usage_records ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_client_that_stalls_in_its_request_head_is_disconnected() {
     let app = TestApp::spawn_with(&[("HTTP_HEADER_READ_TIMEOUT_MS", "500")]).await;
@@ -219,4 +226,51 @@ async fn a_client_request_id_is_kept_only_when_short_and_plain() {
         .unwrap();
     let id = response.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id:?}");
+}
+
+#[tokio::test]
+async fn a_provider_answer_over_a_mebibyte_is_refused_unread() {
+    let app = TestApp::spawn_with(&[("LLM_MAX_RETRIES", "0")]).await;
+    app.create_mara("mara").await;
+    // A valid completion, padded past the cap.
+    let padded = json!({
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Padded."}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+        "padding": "x".repeat(1024 * 1024 + 1),
+    });
+    app.provider.enqueue([MockReply::Raw {
+        status: 200,
+        body: padded.to_string(),
+    }]);
+    let turn = app.say("c-1", "p-1", "mara", "Any rooms free?").await;
+    assert_eq!(turn["source"], "fallback", "{turn}");
+    assert_eq!(turn["fallback_reason"], "llm_error");
+    assert_eq!(outcomes(&app).await, ["invalid_response"]);
+}
+
+#[tokio::test]
+async fn a_provider_stream_that_never_ends_is_cut_at_its_byte_cap() {
+    let app = TestApp::spawn_with(&[("LLM_MAX_RETRIES", "0")]).await;
+    app.create_mara("mara").await;
+    app.provider
+        .enqueue([MockReply::Endless("data: not a chunk\n\n".into())]);
+    let started = Instant::now();
+    let response = app
+        .request(Method::POST, "/conversations/c-1/messages")
+        .header("accept", "text/event-stream")
+        .json(&hello())
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response
+        .text()
+        .await
+        .expect("the stream ends, well before the client gives up");
+    assert!(text.contains("event: done"), "{text}");
+    assert!(text.contains("\"fallback_reason\":\"llm_error\""), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(outcomes(&app).await, ["invalid_response"]);
 }
