@@ -41,6 +41,12 @@ impl Application {
         tracing::info!(?config, "starting");
         // Before anything is recorded: samples recorded with no recorder are lost.
         crate::metrics::install();
+        // The tokenizer's tables take a while to build (most of a second in a debug build):
+        // here, not in the first turns, which would block the runtime's threads meanwhile
+        // and see their short database waits run out.
+        tokio::task::spawn_blocking(|| crate::llm::tokens::count(""))
+            .await
+            .context("preparing the tokenizer")?;
         let config = Arc::new(config);
         let pool =
             store::connect_and_migrate(&config.database_url, store::CONNECT_PATIENCE).await?;
