@@ -1,15 +1,21 @@
 //! Start-up and shutdown: database, state, router, listener.
 
 use crate::{
-    config::Config,
+    config::{Config, HttpLimits},
     http,
     service::{Services, housekeeping, memory::jobs},
     store,
 };
 use anyhow::Context;
-use axum::Router;
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use axum::{Router, body::Body, extract::ConnectInfo};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use std::{future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
+use tower::ServiceExt;
 
 pub struct Application {
     listener: TcpListener,
@@ -35,6 +41,12 @@ impl Application {
         tracing::info!(?config, "starting");
         // Before anything is recorded: samples recorded with no recorder are lost.
         crate::metrics::install();
+        // The tokenizer's tables take a while to build (most of a second in a debug build):
+        // here, not in the first turns, which would block the runtime's threads meanwhile
+        // and see their short database waits run out.
+        tokio::task::spawn_blocking(|| crate::llm::tokens::count(""))
+            .await
+            .context("preparing the tokenizer")?;
         let config = Arc::new(config);
         let pool =
             store::connect_and_migrate(&config.database_url, store::CONNECT_PATIENCE).await?;
@@ -65,14 +77,13 @@ impl Application {
         let (stop_workers, workers_stop) = watch::channel(false);
         let mut workers = jobs::spawn_workers(self.services.clone(), workers_stop.clone());
         let housekeeping = housekeeping::spawn(self.services.clone(), workers_stop);
-        let served = axum::serve(
+        serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            &self.services.config.http,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+        .await;
         // In-flight requests are done. Turns whose client hung up may still run: they
         // are paid for, so they get to store their reply (within the grace period).
         let turns = &self.services.turns;
@@ -91,10 +102,70 @@ impl Application {
         while workers.join_next().await.is_some() {}
         let _ = housekeeping.await;
         self.services.pool.close().await;
-        served?;
+        self.services.readiness.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// HTTP/1.1 on `listener` until `shutdown` resolves; then no new connection is accepted
+/// and those open finish the requests they serve. hyper is driven directly because
+/// `axum::serve` cannot set the header-read timeout: without it, a client that sends
+/// half a request head and stalls holds its connection for ever.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        // What `into_make_service_with_connect_info` did: the peer address for the rate
+        // limit's key.
+        let service = service_fn(move |mut request: axum::http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client gone, a head too slow or malformed: the connection's own business.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// As `axum::serve` does: a connection that failed before it was accepted is the
+/// client's problem; anything else (out of file descriptors) is ours, and accepting again
+/// at once would spin.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept connections; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

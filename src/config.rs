@@ -27,6 +27,47 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A URL that may carry credentials (`https://user:key@gateway/v1`): its `Debug` and
+/// `Display` show it without them, `expose` gives it whole to the one caller that
+/// connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceUrl(String);
+
+impl ServiceUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `scheme://user:password@host/…` as `scheme://[redacted]@host/…`; anything else as is.
+/// Works on text that does not parse as a URL, so error messages can use it too.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://[redacted]{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -52,6 +93,7 @@ pub struct Config {
     pub readonly_api_keys: Vec<Secret>,
     pub http_rate_per_second: u32,
     pub http_rate_burst: u32,
+    pub http: HttpLimits,
     pub max_message_chars: usize,
     pub log_format: LogFormat,
     pub jobs: JobsConfig,
@@ -84,9 +126,27 @@ pub struct JobsConfig {
     pub lease: Duration,
 }
 
+/// What one client may hold of the server. Not in the SPEC's table: operational knobs.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// How long a client may take to send a request's head (`HTTP_HEADER_READ_TIMEOUT_MS`,
+    /// default 30000); also how long an idle keep-alive connection stays open.
+    pub header_read_timeout: Duration,
+    /// How long a request may take until its response starts (`HTTP_REQUEST_TIMEOUT_MS`,
+    /// default `TURN_QUEUE_WAIT_MS` + `LLM_DEADLINE_MS` + 15 s, so a turn's own bounds
+    /// come first). A streamed reply's body is not cut by it.
+    pub request_timeout: Duration,
+    /// Requests served at once, streams included, before others get 503
+    /// (`HTTP_MAX_CONCURRENT_REQUESTS`, default 512). Health probes are not counted.
+    pub max_concurrent_requests: u32,
+}
+
+/// Beyond a turn's own bounds (queue wait, LLM deadline), room for its database work.
+const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
+
 #[derive(Debug, Clone)]
 pub struct LlmConfig {
-    pub base_url: String,
+    pub base_url: ServiceUrl,
     pub api_key: Option<Secret>,
     pub model: String,
     pub fallback_model: Option<String>,
@@ -148,7 +208,7 @@ impl Config {
         {
             return Err(ConfigError {
                 variable: "LLM_BASE_URL",
-                reason: format!("{base_url:?} is not an http(s) URL"),
+                reason: format!("{:?} is not an http(s) URL", redact_url(&base_url)),
             });
         }
         let prices = match vars.optional("MODEL_PRICES_FILE") {
@@ -167,11 +227,14 @@ impl Config {
                 reason: "must be greater than 0 and at most 1".into(),
             });
         }
+        let turn_queue_wait = vars.millis("TURN_QUEUE_WAIT_MS", 10_000)?;
+        let deadline = vars.millis("LLM_DEADLINE_MS", 20_000)?;
+        let default_request_timeout = turn_queue_wait + deadline + REQUEST_TIMEOUT_MARGIN;
         let config = Self {
             database_url: Secret::new(database_url),
             bind_addr: vars.parse("BIND_ADDR", "127.0.0.1:8080")?,
             llm: LlmConfig {
-                base_url,
+                base_url: ServiceUrl::new(base_url),
                 api_key: vars.optional("LLM_API_KEY").map(Secret::new),
                 model: vars.string("LLM_MODEL", "gpt-4o-mini"),
                 fallback_model: vars.optional("LLM_FALLBACK_MODEL"),
@@ -179,10 +242,10 @@ impl Config {
                 timeout: vars.millis("LLM_TIMEOUT_MS", 10_000)?,
                 retry_base: vars.millis("LLM_RETRY_BASE_MS", 1_000)?,
                 max_retries: vars.parse("LLM_MAX_RETRIES", "3")?,
-                deadline: vars.millis("LLM_DEADLINE_MS", 20_000)?,
+                deadline,
                 circuit_failures: vars.positive("LLM_CIRCUIT_FAILURES", 5)?,
                 circuit_cooldown: vars.millis("LLM_CIRCUIT_COOLDOWN_MS", 30_000)?,
-                turn_queue_wait: vars.millis("TURN_QUEUE_WAIT_MS", 10_000)?,
+                turn_queue_wait,
             },
             embedding_model: vars.optional("EMBEDDING_MODEL"),
             player_llm_calls_per_hour: vars.parse("PLAYER_LLM_CALLS_PER_HOUR", "60")?,
@@ -200,6 +263,14 @@ impl Config {
             readonly_api_keys: vars.keys("READONLY_API_KEYS"),
             http_rate_per_second: vars.positive("HTTP_RATE_PER_SECOND", 50)?,
             http_rate_burst: vars.positive("HTTP_RATE_BURST", 100)?,
+            http: HttpLimits {
+                header_read_timeout: vars.millis("HTTP_HEADER_READ_TIMEOUT_MS", 30_000)?,
+                request_timeout: vars.millis(
+                    "HTTP_REQUEST_TIMEOUT_MS",
+                    u64::try_from(default_request_timeout.as_millis()).unwrap_or(u64::MAX),
+                )?,
+                max_concurrent_requests: vars.positive("HTTP_MAX_CONCURRENT_REQUESTS", 512)?,
+            },
             max_message_chars: vars.positive("MAX_MESSAGE_CHARS", 2000)? as usize,
             jobs: JobsConfig {
                 workers: vars.parse("JOB_WORKERS", "2")?,
@@ -340,7 +411,7 @@ mod tests {
         let config = parse(&[])?;
         assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.llm.base_url, "https://api.openai.com/v1");
+        assert_eq!(config.llm.base_url.expose(), "https://api.openai.com/v1");
         assert!(config.llm.api_key.is_none());
         assert_eq!(config.llm.model, "gpt-4o-mini");
         assert_eq!(config.llm.max_tokens, 120);
@@ -364,6 +435,9 @@ mod tests {
         assert_eq!(config.memory_facts_in_prompt, 5);
         assert_eq!(config.http_rate_per_second, 50);
         assert_eq!(config.http_rate_burst, 100);
+        assert_eq!(config.http.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(config.http.request_timeout, Duration::from_secs(45));
+        assert_eq!(config.http.max_concurrent_requests, 512);
         assert_eq!(config.max_message_chars, 2000);
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.idempotency_retention, Duration::from_secs(24 * 3600));
@@ -383,6 +457,8 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("LLM_BASE_URL", "ftp://example.com"),
             ("DATABASE_URL", "postgres://localhost/x"),
+            ("HTTP_MAX_CONCURRENT_REQUESTS", "0"),
+            ("HTTP_REQUEST_TIMEOUT_MS", "soon"),
             ("MODEL_PRICES_FILE", "/nonexistent/prices.json"),
         ] {
             match parse(&[(name, value)]) {
@@ -398,13 +474,62 @@ mod tests {
             ("LLM_API_KEY", "sk-very-secret"),
             ("GAME_API_KEYS", "game-key-1, game-key-2"),
             ("DATABASE_URL", "mysql://root:hunter2@db/npc"),
+            (
+                "LLM_BASE_URL",
+                "https://gw-user:gw-pass-77@gateway.example/v1",
+            ),
         ])?;
         let printed = format!("{config:?}");
-        for secret in ["sk-very-secret", "game-key-1", "hunter2"] {
+        for secret in [
+            "sk-very-secret",
+            "game-key-1",
+            "hunter2",
+            "gw-user",
+            "gw-pass-77",
+        ] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
+        assert!(printed.contains("gateway.example/v1"), "{printed}");
+        assert_eq!(
+            config.llm.base_url.expose(),
+            "https://gw-user:gw-pass-77@gateway.example/v1"
+        );
         assert_eq!(config.game_api_keys.len(), 2);
         assert!(config.auth_enabled());
+        Ok(())
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_when_shown() {
+        for (raw, shown) in [
+            ("https://u:p@host/v1", "https://[redacted]@host/v1"),
+            ("https://key@host:8443", "https://[redacted]@host:8443"),
+            ("http://a:b@c@host/x?y=@z", "http://[redacted]@host/x?y=@z"),
+            ("https://host/v1/@me", "https://host/v1/@me"),
+            ("https://host/v1", "https://host/v1"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(raw), shown, "{raw}");
+        }
+        let url = ServiceUrl::new("https://u:p@host/v1");
+        assert_eq!(url.to_string(), "https://[redacted]@host/v1");
+        assert_eq!(format!("{url:?}"), "\"https://[redacted]@host/v1\"");
+    }
+
+    #[test]
+    fn an_invalid_base_url_is_refused_without_showing_its_credentials() {
+        match parse(&[("LLM_BASE_URL", "ftp://user:pw-Zq9@host/v1")]) {
+            Ok(_) => panic!("an ftp URL was accepted"),
+            Err(error) => assert!(!error.to_string().contains("pw-Zq9"), "{error}"),
+        }
+    }
+
+    #[test]
+    fn the_request_timeout_follows_the_turn_bounds_unless_set() -> Result<(), ConfigError> {
+        let config = parse(&[("TURN_QUEUE_WAIT_MS", "2000"), ("LLM_DEADLINE_MS", "3000")])?;
+        assert_eq!(config.http.request_timeout, Duration::from_secs(20));
+        let config = parse(&[("HTTP_REQUEST_TIMEOUT_MS", "1500")])?;
+        assert_eq!(config.http.request_timeout, Duration::from_millis(1500));
         Ok(())
     }
 

@@ -37,6 +37,13 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// More requests in flight than `HTTP_MAX_CONCURRENT_REQUESTS`.
+    #[error("the server is at capacity; retry shortly")]
+    Overloaded,
+    /// No response within `HTTP_REQUEST_TIMEOUT_MS`. A turn goes on by itself and is
+    /// stored whole: a retry with the same `Idempotency-Key` gets its answer.
+    #[error("no answer within {} ms; retry with the same Idempotency-Key", .0.as_millis())]
+    TimedOut(std::time::Duration),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -83,7 +90,9 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded | Self::TimedOut(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,6 +110,8 @@ impl ApiError {
             Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded => "overloaded",
+            Self::TimedOut(_) => "timeout",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -174,6 +185,11 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+            }
+            Self::Overloaded => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

@@ -1,9 +1,12 @@
-//! Cross-cutting layers: API keys, the HTTP rate limit's key, request ids in 500s.
+//! Cross-cutting layers: API keys, the HTTP rate limit's key, request ids (which a
+//! client may send, within reason) and in 500s, the request timeout and the cap on
+//! requests in flight.
 
 use super::error::{ApiError, ErrorBody, InternalErrorMarker};
 use crate::config::Secret;
 use axum::{
     Json,
+    body::{Body, Bytes, HttpBody},
     extract::{ConnectInfo, Request, State},
     http::{
         HeaderMap, HeaderValue, Method,
@@ -15,9 +18,101 @@ use axum::{
 use std::{
     collections::HashSet,
     net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_governor::{GovernorError, key_extractor::KeyExtractor};
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Longest `x-request-id` a client may choose.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// A client's request id goes into every log line of its request and into error
+/// messages: it is taken only when short and made of characters ids are made of.
+pub fn acceptable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=MAX_REQUEST_ID_CHARS).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:/+=@".contains(byte))
+}
+
+/// Forgets an `x-request-id` the client sent that is not acceptable (or sent twice), so
+/// that the next layer makes a fresh one.
+pub async fn drop_unacceptable_request_id(mut request: Request, next: Next) -> Response {
+    let headers = request.headers_mut();
+    let mut sent = headers.get_all(REQUEST_ID).iter();
+    let acceptable = match (sent.next(), sent.next()) {
+        (Some(value), None) => acceptable_request_id(value),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !acceptable {
+        headers.remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+/// A request that has not started its answer within the limit gets 503 `timeout`. Only
+/// the wait for the response's head is bounded: a streamed reply, once begun, is bounded
+/// by the turn's own deadline, not cut here. A turn's work runs on a task of its own and
+/// is finished and stored all the same.
+pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            ApiError::TimedOut(limit).into_response()
+        }
+    }
+}
+
+/// At most so many requests in flight; over it, 503 `overloaded` at once rather than a
+/// queue that grows until every request is late. A request holds its slot until its
+/// response body is sent, so a streamed turn counts for as long as it streams.
+pub async fn cap_in_flight(
+    State(slots): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(slot) = slots.try_acquire_owned() else {
+        tracing::debug!("over HTTP_MAX_CONCURRENT_REQUESTS; refused");
+        return ApiError::Overloaded.into_response();
+    };
+    next.run(request)
+        .await
+        .map(|body| Body::new(HoldingSlot { body, _slot: slot }))
+}
+
+/// A response body that keeps its request's slot until it is sent or dropped.
+struct HoldingSlot {
+    body: Body,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl HttpBody for HoldingSlot {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +202,7 @@ pub async fn require_api_key(
 pub async fn request_id_in_errors(request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("unknown")
         .to_owned();
@@ -199,5 +294,31 @@ mod tests {
         assert_eq!(bearer_token(&headers), None);
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn request_ids_are_taken_only_when_short_and_plain() {
+        let id = |text: &str| HeaderValue::from_str(text).map(|v| acceptable_request_id(&v));
+        for good in [
+            "4f9c2a7e-1b3d-4c5e-8f6a-0b1c2d3e4f5a",
+            "req_123.abc:7",
+            "Root=1-5759e988/bd862e3f+x@y",
+            &"a".repeat(MAX_REQUEST_ID_CHARS),
+        ] {
+            assert_eq!(id(good).ok(), Some(true), "{good}");
+        }
+        for bad in [
+            "",
+            "with space",
+            "quote\"d",
+            "tab\there",
+            "new<line>",
+            "ümlaut",
+            &"a".repeat(MAX_REQUEST_ID_CHARS + 1),
+        ] {
+            assert_ne!(id(bad).ok(), Some(true), "{bad}");
+        }
+        let raw = HeaderValue::from_bytes(b"obs\xfftext").map(|v| acceptable_request_id(&v));
+        assert_eq!(raw.ok(), Some(false));
     }
 }

@@ -24,6 +24,7 @@ use axum::{
 use error::ApiError;
 use middleware::{ApiKeyOrAddress, ApiKeys};
 use std::{sync::Arc, time::Duration};
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_governor::{GovernorLayer, governor::GovernorConfigBuilder};
 use tower_http::{
@@ -165,14 +166,19 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     doc.merge(health_doc);
     responses::add_common_responses(&mut doc);
 
+    // Health probes stay outside the cap on requests in flight: an overloaded replica is
+    // alive, and says whether its database answers.
+    let in_flight = Arc::new(Semaphore::new(config.http.max_concurrent_requests as usize));
     let api = api
         .layer(from_fn_with_state(
             keys.clone(),
             middleware::require_api_key,
         ))
+        .layer(from_fn_with_state(in_flight, middleware::cap_in_flight))
         .layer(rate_limit(&config, &keys)?);
 
     let request_layers = ServiceBuilder::new()
+        .layer(from_fn(middleware::drop_unacceptable_request_id))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
@@ -181,7 +187,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                 .make_span_with(|request: &Request<Body>| {
                     let request_id = request
                         .headers()
-                        .get("x-request-id")
+                        .get(middleware::REQUEST_ID)
                         .and_then(|value| value.to_str().ok())
                         .unwrap_or("-");
                     tracing::info_span!(
@@ -193,7 +199,11 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                 }),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(from_fn(middleware::request_id_in_errors));
+        .layer(from_fn(middleware::request_id_in_errors))
+        .layer(from_fn_with_state(
+            config.http.request_timeout,
+            middleware::time_limit,
+        ));
 
     Ok(Router::new()
         .merge(api)

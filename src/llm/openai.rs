@@ -1,7 +1,7 @@
 //! One attempt at `{LLM_BASE_URL}/chat/completions`, as every OpenAI-compatible server speaks it.
 
 use super::{ChatRequest, Completion, LlmError, LlmErrorKind, TokenUsage, tokens};
-use crate::config::{LlmConfig, Secret};
+use crate::config::{LlmConfig, Secret, ServiceUrl};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone)]
 pub struct OpenAiClient {
     http: reqwest::Client,
-    base_url: String,
+    base_url: ServiceUrl,
     api_key: Option<Secret>,
 }
 
@@ -73,7 +73,13 @@ pub(super) fn usage_or_estimate(
     }
 }
 
-/// How much of an error body goes into the log: enough to diagnose, not a whole page.
+/// The most a whole (not streamed) answer may weigh. A completion of `max_tokens` is a
+/// few kilobytes; anything near this is not one, and is not read into memory.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// How much of an error body is read, for a debug line: enough to diagnose, not a page.
+const ERROR_BODY_BYTES: usize = 4096;
+/// How much of it the debug line shows.
 const ERROR_BODY_EXCERPT: usize = 300;
 
 impl OpenAiClient {
@@ -109,7 +115,7 @@ impl OpenAiClient {
         };
         let builder = self
             .http
-            .post(format!("{}/chat/completions", self.base_url))
+            .post(format!("{}/chat/completions", self.base_url.expose()))
             .header("X-Request-Purpose", request.purpose.as_str())
             .json(&body);
         match &self.api_key {
@@ -132,30 +138,43 @@ impl OpenAiClient {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|error| fail(send_error_kind(&error), format!("{error:#}"), None))?;
+            .map_err(|error| fail(send_error_kind(&error), send_error_detail(error), None))?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let text = response.text().await.map_err(|error| {
-            let kind = if error.is_timeout() {
-                LlmErrorKind::Timeout
-            } else {
-                LlmErrorKind::InvalidResponse
-            };
-            fail(kind, format!("reading the body: {error:#}"), None)
-        })?;
         if !status.is_success() {
+            let retry_after = retry_after(response.headers());
             return Err(fail(
                 LlmErrorKind::Http {
                     status: status.as_u16(),
                 },
-                format!("status {status}: {}", excerpt(&text)),
+                refusal_detail(response).await,
                 retry_after,
             ));
         }
-        let parsed: ResponseBody = serde_json::from_str(&text).map_err(|error| {
+        let body = read_at_most(response, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|error| {
+                let kind = if error.is_timeout() {
+                    LlmErrorKind::Timeout
+                } else {
+                    LlmErrorKind::InvalidResponse
+                };
+                fail(
+                    kind,
+                    format!("reading the body: {:#}", error.without_url()),
+                    None,
+                )
+            })?
+            .ok_or_else(|| {
+                fail(
+                    LlmErrorKind::InvalidResponse,
+                    format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"),
+                    None,
+                )
+            })?;
+        let parsed: ResponseBody = serde_json::from_slice(&body).map_err(|error| {
             fail(
                 LlmErrorKind::InvalidResponse,
-                format!("not a chat completion: {error}"),
+                format!("not a chat completion: {}", json_error(&error)),
                 None,
             )
         })?;
@@ -192,7 +211,67 @@ pub(super) fn send_error_kind(error: &reqwest::Error) -> LlmErrorKind {
     }
 }
 
-/// Enough of an error body to diagnose, not a whole page.
+/// What a failed send says, without the URL (whatever the gateway put in it).
+pub(super) fn send_error_detail(error: reqwest::Error) -> String {
+    format!("{:#}", error.without_url())
+}
+
+/// The body, unless it is longer than `limit` bytes (then `None`, having read no more
+/// than that).
+pub(super) async fn read_at_most(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// An error status as the error says it: the status only. The provider's body may echo
+/// the prompt (the player's words) or worse, so it is shown at debug level at most.
+pub(super) async fn refusal_detail(response: reqwest::Response) -> String {
+    let status = response.status();
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let mut response = response;
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        tracing::debug!(
+            status = status.as_u16(),
+            body = %excerpt(&String::from_utf8_lossy(&body)),
+            "the provider's error body"
+        );
+    }
+    format!("status {}", status.as_u16())
+}
+
+/// Where and how a body failed to parse as JSON, never what it said: serde's messages
+/// quote the offending value.
+pub(super) fn json_error(error: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        error.classify(),
+        error.line(),
+        error.column()
+    )
+}
+
+/// The start of a provider's text, for debug lines only.
 pub(super) fn excerpt(text: &str) -> String {
     text.chars().take(ERROR_BODY_EXCERPT).collect()
 }

@@ -4,13 +4,26 @@
 use super::{
     ChatRequest, Completion, LlmError, LlmErrorKind,
     openai::{
-        OpenAiClient, ResponseUsage, excerpt, retry_after, send_error_kind, usage_or_estimate,
+        OpenAiClient, ResponseUsage, excerpt, refusal_detail, retry_after, send_error_detail,
+        send_error_kind, usage_or_estimate,
     },
 };
-use eventsource_stream::Eventsource;
+use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
+
+/// The most a streamed answer may weigh, its framing included (a few hundred bytes per
+/// delta): a reply of `max_tokens` is far below; a provider that streams on and on is
+/// cut here rather than read into memory for ever.
+pub const MAX_STREAM_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why the provider's bytes stopped coming.
+#[derive(Debug)]
+enum BodyFault {
+    Transport(reqwest::Error),
+    TooLarge,
+}
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -58,39 +71,51 @@ impl OpenAiClient {
         let response = match sent {
             Err(_) => return Err(fail(LlmErrorKind::Timeout, "no answer".into(), None)),
             Ok(Err(error)) => {
-                return Err(fail(send_error_kind(&error), format!("{error:#}"), None));
+                return Err(fail(
+                    send_error_kind(&error),
+                    send_error_detail(error),
+                    None,
+                ));
             }
             Ok(Ok(response)) => response,
         };
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers());
-            let text = tokio::time::timeout(timeout, response.text())
+            let detail = tokio::time::timeout(timeout, refusal_detail(response))
                 .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
+                .unwrap_or_else(|_| format!("status {}", status.as_u16()));
             return Err(fail(
                 LlmErrorKind::Http {
                     status: status.as_u16(),
                 },
-                format!("status {status}: {}", excerpt(&text)),
+                detail,
                 retry_after,
             ));
         }
 
-        let mut events = response.bytes_stream().eventsource();
+        // Counted before the parser, which would otherwise buffer an endless event whole.
+        let bytes = response.bytes_stream().scan(0usize, |seen, chunk| {
+            let chunk = chunk.map_err(BodyFault::Transport).and_then(|bytes| {
+                *seen += bytes.len();
+                if *seen > MAX_STREAM_BYTES {
+                    Err(BodyFault::TooLarge)
+                } else {
+                    Ok(bytes)
+                }
+            });
+            std::future::ready(Some(chunk))
+        });
+        let mut events = bytes.eventsource();
         let mut content = String::new();
         let mut usage = None;
+        let mut not_json = 0u32;
         let end = loop {
             let event = match tokio::time::timeout(timeout, events.next()).await {
                 Err(_) => break End::Cut(LlmErrorKind::Timeout, "the stream stalled".into()),
                 Ok(None) => break End::Done,
                 Ok(Some(Err(error))) => {
-                    break End::Cut(
-                        LlmErrorKind::InvalidResponse,
-                        format!("the stream broke: {error}"),
-                    );
+                    break End::Cut(LlmErrorKind::InvalidResponse, broken(error));
                 }
                 Ok(Some(Ok(event))) => event,
             };
@@ -98,7 +123,9 @@ impl OpenAiClient {
                 break End::Done;
             }
             let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data) else {
-                tracing::warn!(data = %excerpt(&event.data), "skipping a stream chunk that is not JSON");
+                // What the provider said stays out of the logs above debug.
+                tracing::debug!(data = %excerpt(&event.data), "skipping a stream chunk that is not JSON");
+                not_json += 1;
                 continue;
             };
             if chunk.usage.is_some() {
@@ -116,6 +143,9 @@ impl OpenAiClient {
                 on_delta(&text);
             }
         };
+        if not_json > 0 {
+            tracing::warn!(chunks = not_json, "skipped stream chunks that are not JSON");
+        }
         if content.trim().is_empty() {
             let (kind, detail) = match end {
                 End::Done => (
@@ -135,5 +165,20 @@ impl OpenAiClient {
             usage,
             latency: started.elapsed(),
         })
+    }
+}
+
+/// Why the stream could not be read on, in words that quote none of it (the parser's
+/// own error carries the offending input).
+fn broken(error: EventStreamError<BodyFault>) -> String {
+    match error {
+        EventStreamError::Utf8(_) => "the stream is not UTF-8".into(),
+        EventStreamError::Parser(_) => "the stream is not server-sent events".into(),
+        EventStreamError::Transport(BodyFault::TooLarge) => {
+            format!("the stream grew past {MAX_STREAM_BYTES} bytes")
+        }
+        EventStreamError::Transport(BodyFault::Transport(error)) => {
+            format!("the stream broke: {}", send_error_detail(error))
+        }
     }
 }

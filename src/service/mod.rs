@@ -34,6 +34,8 @@ use tokio_util::task::TaskTracker;
 pub struct Services {
     pub config: Arc<Config>,
     pub pool: MySqlPool,
+    /// `/readyz`'s own connection, so probes and turns never wait for each other.
+    pub readiness: MySqlPool,
     pub llm: OpenAiClient,
     pub ledger: Ledger,
     pub circuits: CircuitBreakers,
@@ -71,6 +73,7 @@ impl Services {
                 config.llm.deadline,
             ),
             turns: TaskTracker::new(),
+            readiness: crate::store::readiness_pool(&config.database_url)?,
             config,
             pool,
         })
@@ -78,6 +81,6 @@ impl Services {
 
     /// `/readyz`: can the database run a query right now?
     pub async fn database_answers(&self) -> bool {
-        crate::store::ping(&self.pool).await
+        crate::store::ping(&self.readiness).await
     }
 }

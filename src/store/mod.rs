@@ -25,6 +25,16 @@ use std::{str::FromStr, time::Duration};
 /// How long start-up keeps trying to reach the database before giving up.
 pub const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
+/// Connections of the pool that requests and background work share.
+pub const POOL_SIZE: u32 = 32;
+
+/// How long a request waits for a connection (or for a new one to be made) before its
+/// answer is 503: during an outage a turn must say so within 2 s, not hang.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// How long `/readyz` waits for the database before saying it is not ready.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Creates the database if missing, opens the pool and applies the embedded migrations.
 /// An unreachable server is retried for `patience`, one log line per attempt.
 pub async fn connect_and_migrate(url: &Secret, patience: Duration) -> anyhow::Result<MySqlPool> {
@@ -63,8 +73,8 @@ async fn try_connect(url: &str) -> anyhow::Result<MySqlPool> {
     }
     let options = MySqlConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
     let pool = MySqlPoolOptions::new()
-        .max_connections(32)
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
         .context("opening the connection pool")?;
@@ -75,11 +85,24 @@ async fn try_connect(url: &str) -> anyhow::Result<MySqlPool> {
     Ok(pool)
 }
 
-/// `/readyz`: can we run a query right now?
+/// A pool of one connection for `/readyz`, apart from the one turns use: a probe must
+/// neither wait behind a busy pool (and call a loaded replica dead) nor take a
+/// connection a turn needs. Lazy: nothing connects until the first probe.
+pub fn readiness_pool(url: &Secret) -> anyhow::Result<MySqlPool> {
+    let options = MySqlConnectOptions::from_str(url.expose()).context("parsing DATABASE_URL")?;
+    Ok(MySqlPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(READINESS_TIMEOUT)
+        .idle_timeout(Duration::from_secs(60))
+        .connect_lazy_with(options))
+}
+
+/// `/readyz`: can we run a query right now? Give it `readiness_pool`.
 pub async fn ping(pool: &MySqlPool) -> bool {
     let query = sqlx::query("SELECT 1").execute(pool);
     matches!(
-        tokio::time::timeout(Duration::from_secs(2), query).await,
+        tokio::time::timeout(READINESS_TIMEOUT, query).await,
         Ok(Ok(_))
     )
 }

@@ -1,7 +1,8 @@
 //! What the logs may not say: the real binary, with keys configured and JSON logs at
 //! info level, serves turns (plain and streamed), background work and reads; its log
-//! must hold none of the API keys, the provider key, or the text of any message, fact
-//! or reply.
+//! must hold none of the API keys, the provider key, the credentials in the provider's
+//! URL, the text of any message, fact or reply, nor what the provider said when it
+//! failed.
 
 use crate::{helpers::TestApp, mock_provider::MockReply, replicas::Replica};
 use reqwest::{Method, StatusCode};
@@ -16,14 +17,25 @@ const PLAYER_TEXT: &str = "my cat Zanzibarquux sleeps on the stove";
 const REPLY_TEXT: &str = "Keep Vellichor-the-cat off my stove";
 const STREAMED_TEXT: &str = "Streamed-Oubliette-words";
 const FACT_TEXT: &str = "Player owns a cat named Zanzibarquux";
+const URL_SECRET: &str = "url-pass-Hq5tWc2e";
+/// What a failing provider says: it may echo the prompt, or worse.
+const PROVIDER_ERROR_TEXT: &str = "upstream echo Marzipantheon of your prompt";
+/// A stream chunk that is not JSON, among the good ones.
+const STREAM_JUNK: &str = "junk-Quixotrellis-chunk";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_logs_hold_no_keys_and_no_message_text() {
     // The in-process server does no background work: the binary does it all.
     let app = TestApp::spawn_with(&[("JOB_WORKERS", "0")]).await;
+    // Credentials in the URL, as some gateways take them.
+    let base_url =
+        app.provider
+            .base_url
+            .replacen("http://", &format!("http://npc-user:{URL_SECRET}@"), 1);
     let replica = Replica::start(
         &app,
         &[
+            ("LLM_BASE_URL", &base_url),
             ("GAME_API_KEYS", GAME_KEY),
             ("READONLY_API_KEYS", READ_KEY),
             ("LLM_API_KEY", PROVIDER_KEY),
@@ -51,12 +63,30 @@ async fn info_logs_hold_no_keys_and_no_message_text() {
         "conversation",
         [
             MockReply::text(REPLY_TEXT, 100, 10),
-            MockReply::Status(500),
-            MockReply::Stream {
-                chunks: vec![STREAMED_TEXT.to_owned(), " and more".to_owned()],
-                usage: Some((120, 12)),
-                gap: Duration::from_millis(5),
-                cut: false,
+            MockReply::Raw {
+                status: 500,
+                body: json!({"error": {"message": PROVIDER_ERROR_TEXT}}).to_string(),
+            },
+            MockReply::Raw {
+                status: 200,
+                body: [
+                    format!("data: {STREAM_JUNK}"),
+                    format!(
+                        "data: {}",
+                        json!({"choices": [{"delta": {"content": STREAMED_TEXT}}]})
+                    ),
+                    format!(
+                        "data: {}",
+                        json!({"choices": [{"delta": {"content": " and more"}}]})
+                    ),
+                    format!(
+                        "data: {}",
+                        json!({"choices": [], "usage": {"prompt_tokens": 120, "completion_tokens": 12}})
+                    ),
+                    "data: [DONE]".to_owned(),
+                ]
+                .map(|event| event + "\n\n")
+                .concat(),
             },
         ],
     );
@@ -161,9 +191,31 @@ async fn info_logs_hold_no_keys_and_no_message_text() {
         "Vellichor",
         "Oubliette",
         "secret_plan",
+        URL_SECRET,
+        "Marzipantheon",
+        "Quixotrellis",
     ] {
         let leaks: Vec<&&str> = lines.iter().filter(|line| line.contains(secret)).collect();
         assert!(leaks.is_empty(), "{secret} is in the logs: {leaks:#?}");
     }
+    // The failures were logged, by status and count only.
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("LLM call failed") && line.contains("status 500")),
+        "the provider's 500 is not logged:\n{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("not JSON") && line.contains("\"chunks\":1")),
+        "the skipped stream chunk is not logged:\n{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("[redacted]@127.0.0.1")),
+        "the provider's URL is not in the start-up line:\n{log}"
+    );
     replica.stop().await;
 }

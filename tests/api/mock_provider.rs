@@ -41,6 +41,10 @@ pub enum MockReply {
     },
     /// Waits, then answers as the inner reply.
     Delayed(Duration, Box<MockReply>),
+    /// This status and this body, as they are (streamed or not).
+    Raw { status: u16, body: String },
+    /// 200 and this text again and again, as fast as the client reads, never ending.
+    Endless(String),
 }
 
 impl MockReply {
@@ -276,6 +280,7 @@ async fn stream_answer(reply: MockReply) -> Response {
             gap,
             cut,
         } => (chunks, usage, gap, cut),
+        MockReply::Endless(text) => return endless(text, "text/event-stream"),
         other => return answer(other, &Value::Null).await,
     };
     let mut frames: Vec<Result<String, std::io::Error>> = chunks
@@ -356,7 +361,22 @@ async fn answer(reply: MockReply, request: &Value) -> Response {
         )
             .into_response(),
         MockReply::Garbage => (StatusCode::OK, "<html>not json</html>").into_response(),
+        MockReply::Raw { status, body } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+            .into_response(),
+        MockReply::Endless(text) => endless(text, "application/json"),
         MockReply::Delayed(..) => unreachable!("unwrapped above"),
         MockReply::Stream { .. } => unreachable!("made whole above"),
     }
+}
+
+fn endless(text: String, content_type: &str) -> Response {
+    let piece = axum::body::Bytes::from(text);
+    let body = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(piece.clone()));
+    Response::builder()
+        .header("content-type", content_type)
+        .body(axum::body::Body::from_stream(body))
+        .expect("an endless response")
 }

@@ -8,6 +8,7 @@ use crate::{
 use npc_dialogue::{config::Secret, store};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use sqlx::{Connection, MySqlConnection};
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -47,6 +48,98 @@ async fn readyz_says_503_while_the_database_is_down_and_recovers_after() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     app.say("c-1", "p", "innkeeper_mara", "back again").await;
+}
+
+#[tokio::test]
+async fn during_a_database_outage_a_turn_answers_a_json_503_within_two_seconds() {
+    let mut database = OwnMariaDb::start();
+    let app = TestApp::spawn_on(&database.url(), &[("JOB_WORKERS", "0")]).await;
+    app.create_mara("innkeeper_mara").await;
+    app.say("c-1", "p", "innkeeper_mara", "hello").await;
+
+    database.kill();
+    // First with the pool's connections gone stale, then with none left at all.
+    for attempt in 1..=2 {
+        let started = Instant::now();
+        let response = app
+            .post_turn(
+                "c-1",
+                json!({"player_id": "p", "character_id": "innkeeper_mara", "content": "still there?"}),
+            )
+            .await;
+        let answered = started.elapsed();
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into()),
+            "attempt {attempt}"
+        );
+        assert!(
+            answered < Duration::from_secs(2),
+            "attempt {attempt} answered after {answered:?}"
+        );
+    }
+    let started = Instant::now();
+    assert_eq!(
+        app.get_json("/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_while_turns_hold_every_pooled_connection() {
+    let app = TestApp::spawn_with(&[("JOB_WORKERS", "0")]).await;
+    app.create_mara("innkeeper_mara").await;
+    // Every turn reads its character first: with the table locked, each one that gets a
+    // connection keeps it, waiting, until the pool is empty.
+    let mut locker = MySqlConnection::connect(app.database_url()).await.unwrap();
+    sqlx::raw_sql("LOCK TABLES characters WRITE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let turns: Vec<_> = (0..store::POOL_SIZE + 4)
+        .map(|turn| {
+            let request = app
+                .request(Method::POST, &format!("/conversations/c-{turn}/messages"))
+                .json(&json!({"player_id": format!("p-{turn}"), "character_id": "innkeeper_mara", "content": "hi"}));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.processlist \
+             WHERE db = DATABASE() AND state LIKE '%metadata lock%'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting >= i64::from(store::POOL_SIZE) {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "only {waiting} turns hold a connection"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let started = Instant::now();
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "readyz took {:?}",
+        started.elapsed()
+    );
+
+    sqlx::raw_sql("UNLOCK TABLES")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    for turn in turns {
+        let _ = turn.await;
+    }
 }
 
 #[tokio::test]

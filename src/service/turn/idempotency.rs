@@ -1,7 +1,7 @@
 //! `Idempotency-Key`: a repeated turn returns the first answer and changes nothing, on
 //! any replica, also when the two requests arrive together.
 
-use super::exchange::Exchange;
+use super::{exchange::Exchange, polling::Poller};
 use crate::{
     domain::{ConversationId, ParseError},
     service::{ServiceError, ServiceResult},
@@ -14,11 +14,8 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 use std::time::Duration;
-use tokio::time::Instant;
 
 pub const MAX_KEY_CHARS: usize = 128;
-/// How often a repeat polls for the first request's answer.
-const POLL: Duration = Duration::from_millis(25);
 
 /// A key as the game sent it, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +82,7 @@ pub async fn begin(
     holds: KeyHolds,
 ) -> ServiceResult<Begin> {
     let token = uuid::Uuid::new_v4().to_string();
-    let give_up = Instant::now() + holds.wait;
+    let mut poller = Poller::new(holds.wait);
     loop {
         let claim = store::retry_lock_conflicts(|| {
             store_keys::claim(
@@ -121,10 +118,12 @@ pub async fn begin(
                     .context("reading a stored idempotent answer")?;
                 return Ok(Begin::Replay(Box::new(exchange)));
             }
-            Claim::InProgress { .. } if Instant::now() + POLL > give_up => {
-                return Err(ServiceError::IdempotencyInProgress);
+            // The first request still runs: poll again for its answer, backing off.
+            Claim::InProgress { .. } => {
+                if !poller.pause().await {
+                    return Err(ServiceError::IdempotencyInProgress);
+                }
             }
-            Claim::InProgress { .. } => tokio::time::sleep(POLL).await,
         }
     }
 }

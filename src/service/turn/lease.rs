@@ -1,15 +1,15 @@
-//! One turn at a time per conversation, across replicas: a lease row in MySQL, polled for,
-//! so no connection or transaction is held while the provider thinks.
+//! One turn at a time per conversation, across replicas: a lease row in MySQL, polled for
+//! (with backoff, see `polling`), so no connection or transaction is held while the
+//! provider thinks.
 
+use super::polling::Poller;
 use crate::{
     domain::ConversationId,
     service::{ServiceError, ServiceResult},
     store::{self, leases},
 };
-use rand::Rng;
 use sqlx::MySqlPool;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// The right to process one turn of a conversation; give it back with `release`.
 #[derive(Debug)]
@@ -27,8 +27,7 @@ pub async fn acquire(
     wait: Duration,
 ) -> ServiceResult<Lease> {
     let holder = uuid::Uuid::new_v4().to_string();
-    let give_up = Instant::now() + wait;
-    let mut pause = Duration::from_millis(5);
+    let mut poller = Poller::new(wait);
     loop {
         match leases::try_acquire(pool, conversation_id, &holder, hold_for).await {
             Ok(true) => {
@@ -43,13 +42,9 @@ pub async fn acquire(
             Err(error) if store::is_lock_conflict(&error) => {}
             Err(error) => return Err(error.into()),
         }
-        if Instant::now() + pause > give_up {
+        if !poller.pause().await {
             return Err(ServiceError::ConversationBusy);
         }
-        // Jittered so waiting turns on several replicas do not poll in lockstep.
-        let jittered = pause.mul_f64(rand::rng().random_range(0.5..1.5));
-        tokio::time::sleep(jittered).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

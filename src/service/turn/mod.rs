@@ -1,13 +1,15 @@
 //! A player's turn: the parsed input (`input`), the prompt (`prompt`), the reply from the
 //! LLM or a canned line (`reply`, `fallback`), the write of the whole exchange (`write`),
 //! and what keeps turns apart: idempotency keys (`idempotency`) and one turn at a time
-//! per conversation (`lease`). This file is the pipeline that runs them in order.
+//! per conversation (`lease`), both waited for with backoff (`polling`). This file is the
+//! pipeline that runs them in order.
 
 pub mod exchange;
 pub mod fallback;
 pub mod idempotency;
 pub mod input;
 pub mod lease;
+pub mod polling;
 pub mod prompt;
 pub mod reply;
 mod write;
