@@ -42,6 +42,11 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub source: Option<crate::domain::Source>,
+    /// Present (and true) on a reply cut short: the turn's deadline came mid-stream, or
+    /// the reply reached its size cap. The text is what was said, billed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub truncated: bool,
 }
 
 impl From<conversations::Message> for Message {
@@ -53,6 +58,7 @@ impl From<conversations::Message> for Message {
             content: message.content,
             created_at: message.created_at,
             source: message.source,
+            truncated: message.truncated,
         }
     }
 }

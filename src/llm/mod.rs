@@ -78,6 +78,26 @@ pub struct Completion {
     pub content: String,
     pub usage: TokenUsage,
     pub latency: Duration,
+    /// Cut short: the stream hit the turn's deadline, or the reply its byte cap. What
+    /// was said is kept (and billed).
+    pub truncated: bool,
+}
+
+/// Longest reply kept, in bytes of UTF-8: far beyond any `max_tokens` a dialogue uses,
+/// and well inside the `messages.content` column (TEXT, 65,535 bytes).
+pub const MAX_REPLY_BYTES: usize = 16 * 1024;
+
+/// `text` cut to at most `MAX_REPLY_BYTES` on a character boundary; true when it was cut.
+pub fn cap_reply(text: &mut String) -> bool {
+    if text.len() <= MAX_REPLY_BYTES {
+        return false;
+    }
+    let mut end = MAX_REPLY_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +120,10 @@ pub struct LlmError {
     pub latency: Duration,
     /// The provider's `Retry-After`, when it sent one.
     pub retry_after: Option<Duration>,
+    /// What the provider will bill for this failed attempt: its own usage when an unusable
+    /// answer carried one, else our estimate (marked) for an attempt the provider took
+    /// on (a 200 that could not be used, a timeout after the request was sent).
+    pub billed: Option<TokenUsage>,
 }
 
 impl LlmError {
@@ -115,7 +139,14 @@ impl LlmError {
             detail,
             latency: started.elapsed(),
             retry_after,
+            billed: None,
         }
+    }
+
+    /// The same failure, billed `usage`.
+    pub fn billed(mut self, usage: TokenUsage) -> Self {
+        self.billed = Some(usage);
+        self
     }
 
     /// Whether the request reached the provider, so that it may have cost something

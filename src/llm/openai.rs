@@ -73,6 +73,17 @@ pub(super) fn usage_or_estimate(
     }
 }
 
+/// What an attempt the provider took on but whose usage we cannot read is billed at: the
+/// prompt and a full `max_tokens` (all it could have generated: exactly what the call's
+/// reservation holds), marked as an estimate.
+pub(super) fn worst_case_estimate(request: &ChatRequest) -> TokenUsage {
+    TokenUsage {
+        prompt_tokens: tokens::count_prompt(&request.messages),
+        completion_tokens: request.max_tokens,
+        estimated: true,
+    }
+}
+
 /// The most a whole (not streamed) answer may weigh. A completion of `max_tokens` is a
 /// few kilobytes; anything near this is not one, and is not read into memory.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -138,7 +149,7 @@ impl OpenAiClient {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|error| fail(send_error_kind(&error), send_error_detail(error), None))?;
+            .map_err(|error| send_failure(started, request, error))?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers());
@@ -158,11 +169,13 @@ impl OpenAiClient {
                 } else {
                     LlmErrorKind::InvalidResponse
                 };
+                // A 200 is billed, readable or not.
                 fail(
                     kind,
                     format!("reading the body: {:#}", error.without_url()),
                     None,
                 )
+                .billed(worst_case_estimate(request))
             })?
             .ok_or_else(|| {
                 fail(
@@ -170,6 +183,7 @@ impl OpenAiClient {
                     format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"),
                     None,
                 )
+                .billed(worst_case_estimate(request))
             })?;
         let parsed: ResponseBody = serde_json::from_slice(&body).map_err(|error| {
             fail(
@@ -177,26 +191,31 @@ impl OpenAiClient {
                 format!("not a chat completion: {}", json_error(&error)),
                 None,
             )
+            .billed(worst_case_estimate(request))
         })?;
-        let content = parsed
+        let text = parsed
             .choices
             .into_iter()
             .next()
             .and_then(|choice| choice.message)
             .and_then(|message| message.content)
             .map(|content| content.trim().to_owned())
-            .filter(|content| !content.is_empty())
-            .ok_or_else(|| {
-                fail(
-                    LlmErrorKind::InvalidResponse,
-                    "no reply text in the completion".into(),
-                    None,
-                )
-            })?;
-        let usage = usage_or_estimate(parsed.usage, request, &content);
+            .filter(|content| !content.is_empty());
+        // No text to use, but the provider did the work: its usage is billed all the same.
+        let usage = usage_or_estimate(parsed.usage, request, text.as_deref().unwrap_or(""));
+        let Some(mut content) = text else {
+            return Err(fail(
+                LlmErrorKind::InvalidResponse,
+                "no reply text in the completion".into(),
+                None,
+            )
+            .billed(usage));
+        };
+        let truncated = super::cap_reply(&mut content);
         Ok(Completion {
             content,
             usage,
+            truncated,
             latency: started.elapsed(),
         })
     }
@@ -204,10 +223,25 @@ impl OpenAiClient {
 
 /// A request that got no answer: timed out, or never reached the provider.
 pub(super) fn send_error_kind(error: &reqwest::Error) -> LlmErrorKind {
-    if error.is_timeout() {
+    if error.is_timeout() && !error.is_connect() {
         LlmErrorKind::Timeout
     } else {
         LlmErrorKind::Connect
+    }
+}
+
+/// A failed send: a timeout came after the request was sent, so the provider may be
+/// generating (and billing) it; a refused connection cost nothing.
+pub(super) fn send_failure(
+    started: Instant,
+    request: &ChatRequest,
+    error: reqwest::Error,
+) -> LlmError {
+    let kind = send_error_kind(&error);
+    let failure = LlmError::since(started, kind.clone(), send_error_detail(error), None);
+    match kind {
+        LlmErrorKind::Timeout => failure.billed(worst_case_estimate(request)),
+        _ => failure,
     }
 }
 

@@ -120,6 +120,11 @@ impl Attempts {
         Ok(wait)
     }
 
+    /// When the whole call must be over (a stream is cut there, keeping its text).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Attempts made so far, counting the one that succeeded when called after it.
     pub fn made(&self) -> u32 {
         self.made
@@ -149,6 +154,7 @@ mod tests {
             detail: String::new(),
             latency: Duration::ZERO,
             retry_after,
+            billed: None,
         }
     }
 

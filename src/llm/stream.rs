@@ -2,10 +2,10 @@
 //! `eventsource-stream`, each text delta handed on as it arrives.
 
 use super::{
-    ChatRequest, Completion, LlmError, LlmErrorKind,
+    ChatRequest, Completion, LlmError, LlmErrorKind, cap_reply,
     openai::{
         OpenAiClient, ResponseUsage, excerpt, refusal_detail, retry_after, send_error_detail,
-        send_error_kind, usage_or_estimate,
+        send_failure, usage_or_estimate, worst_case_estimate,
     },
 };
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -47,21 +47,28 @@ struct Delta {
 enum End {
     /// `data: [DONE]`, or the body ended cleanly.
     Done,
+    /// The call's deadline came: the text so far is the reply, cut short.
+    Deadline,
+    /// The reply reached `MAX_REPLY_BYTES`: kept that far, cut short.
+    Capped,
     /// Broken: an error reading, an idle gap longer than the timeout.
     Cut(LlmErrorKind, String),
 }
 
 impl OpenAiClient {
     /// Streams one attempt, calling `on_delta` with each piece of text. `timeout` bounds
-    /// the wait for the answer to start and every gap between chunks.
+    /// the wait for the answer to start and every gap between chunks; `deadline` bounds
+    /// the whole attempt (a provider trickling one token a second cannot outlive the turn).
     ///
-    /// A stream cut after text arrived is not an error: what was said is kept (and its
-    /// tokens estimated when the usage chunk never came), since it was shown to the
-    /// player already. Cut before any text, it is an error like any other, and retried.
+    /// A stream cut after text arrived (deadline, byte cap, a break) is not an error: what
+    /// was said is kept, marked `truncated` and billed (its tokens estimated when the usage
+    /// chunk never came), since it was shown to the player already. Cut before any text,
+    /// it is an error like any other, and retried; billed too if the provider took it on.
     pub async fn chat_streaming(
         &self,
         request: &ChatRequest,
         timeout: Duration,
+        deadline: tokio::time::Instant,
         on_delta: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Completion, LlmError> {
         let started = Instant::now();
@@ -69,14 +76,11 @@ impl OpenAiClient {
             |kind, detail: String, retry_after| LlmError::since(started, kind, detail, retry_after);
         let sent = tokio::time::timeout(timeout, self.post(request, true).send()).await;
         let response = match sent {
-            Err(_) => return Err(fail(LlmErrorKind::Timeout, "no answer".into(), None)),
-            Ok(Err(error)) => {
-                return Err(fail(
-                    send_error_kind(&error),
-                    send_error_detail(error),
-                    None,
-                ));
+            Err(_) => {
+                return Err(fail(LlmErrorKind::Timeout, "no answer".into(), None)
+                    .billed(worst_case_estimate(request)));
             }
+            Ok(Err(error)) => return Err(send_failure(started, request, error)),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
@@ -111,7 +115,9 @@ impl OpenAiClient {
         let mut usage = None;
         let mut not_json = 0u32;
         let end = loop {
-            let event = match tokio::time::timeout(timeout, events.next()).await {
+            let wait = timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let event = match tokio::time::timeout(wait, events.next()).await {
+                Err(_) if tokio::time::Instant::now() >= deadline => break End::Deadline,
                 Err(_) => break End::Cut(LlmErrorKind::Timeout, "the stream stalled".into()),
                 Ok(None) => break End::Done,
                 Ok(Some(Err(error))) => {
@@ -138,9 +144,17 @@ impl OpenAiClient {
                 .and_then(|choice| choice.delta)
                 .and_then(|delta| delta.content)
                 .unwrap_or_default();
-            if !text.is_empty() {
-                content.push_str(&text);
-                on_delta(&text);
+            if text.is_empty() {
+                continue;
+            }
+            let before = content.len();
+            content.push_str(&text);
+            let capped = cap_reply(&mut content);
+            if content.len() > before {
+                on_delta(&content[before..]);
+            }
+            if capped {
+                break End::Capped;
             }
         };
         if not_json > 0 {
@@ -148,21 +162,29 @@ impl OpenAiClient {
         }
         if content.trim().is_empty() {
             let (kind, detail) = match end {
-                End::Done => (
+                End::Done | End::Capped => (
                     LlmErrorKind::InvalidResponse,
                     "the stream carried no text".into(),
                 ),
+                End::Deadline => (LlmErrorKind::Timeout, "the deadline came first".into()),
                 End::Cut(kind, detail) => (kind, detail),
             };
-            return Err(fail(kind, detail, None));
+            // The provider took the request on (it answered 200): bill its usage if it
+            // sent one, else what it could have generated.
+            let billed = match usage {
+                Some(_) => usage_or_estimate(usage, request, ""),
+                None => worst_case_estimate(request),
+            };
+            return Err(fail(kind, detail, None).billed(billed));
         }
-        if let End::Cut(_, detail) = &end {
-            tracing::warn!(%detail, kept = content.len(), "the provider's stream broke after text; keeping what was said");
+        if end != End::Done {
+            tracing::warn!(end = ?end, kept = content.len(), "the provider's stream ended early; keeping what was said");
         }
         let usage = usage_or_estimate(usage, request, &content);
         Ok(Completion {
             content,
             usage,
+            truncated: end != End::Done,
             latency: started.elapsed(),
         })
     }

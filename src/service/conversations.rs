@@ -24,6 +24,9 @@ pub struct Message {
     /// For character messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// A reply cut short (the turn's deadline, or its byte cap), kept as far as it went.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl From<MessageRow> for Message {
@@ -35,6 +38,7 @@ impl From<MessageRow> for Message {
             content: row.content,
             created_at: row.created_at,
             source: row.source,
+            truncated: row.truncated,
         }
     }
 }
@@ -130,6 +134,7 @@ impl From<ConversationSummaryRow> for ConversationSummary {
                 content,
                 created_at,
                 source: row.message_source,
+                truncated: row.message_truncated.unwrap_or(false),
             }),
             _ => None,
         };

@@ -144,12 +144,13 @@ pub struct ConversationSummaryRow {
     pub message_content: Option<String>,
     pub message_source: Option<Source>,
     pub message_created_at: Option<DateTime<Utc>>,
+    pub message_truncated: Option<bool>,
 }
 
 const SUMMARY_SELECT: &str = "SELECT c.id, c.player_id, c.character_id, c.last_seq, c.read_seq,
          c.created_at, c.updated_at, m.id AS message_id, m.role AS message_role,
          m.content AS message_content, m.source AS message_source,
-         m.created_at AS message_created_at
+         m.created_at AS message_created_at, m.truncated AS message_truncated
      FROM conversations c
      LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq ";
 

@@ -13,14 +13,16 @@ pub struct MessageRow {
     pub content: String,
     pub source: Option<Source>,
     pub fallback_reason: Option<FallbackReason>,
+    /// A reply cut short (deadline or byte cap), kept as far as it went.
+    pub truncated: bool,
     pub created_at: DateTime<Utc>,
 }
 
 /// Inserts a message and returns it with its id.
 pub async fn insert(conn: &mut MySqlConnection, mut row: MessageRow) -> sqlx::Result<MessageRow> {
     let result = sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, role, content, source, fallback_reason, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (conversation_id, seq, role, content, source, fallback_reason, truncated, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.conversation_id)
     .bind(row.seq)
@@ -28,6 +30,7 @@ pub async fn insert(conn: &mut MySqlConnection, mut row: MessageRow) -> sqlx::Re
     .bind(&row.content)
     .bind(row.source)
     .bind(row.fallback_reason)
+    .bind(row.truncated)
     .bind(row.created_at)
     .execute(conn)
     .await?;
@@ -55,7 +58,7 @@ pub async fn page(
         return Ok(Vec::new());
     }
     let mut rows: Vec<MessageRow> = sqlx::query_as(
-        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, created_at
+        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, truncated, created_at
          FROM messages WHERE conversation_id = ? AND seq < ?
          ORDER BY seq DESC LIMIT ?",
     )
@@ -87,7 +90,7 @@ pub async fn range(
     limit: u32,
 ) -> sqlx::Result<Vec<MessageRow>> {
     sqlx::query_as(
-        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, created_at
+        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, truncated, created_at
          FROM messages WHERE conversation_id = ? AND seq > ? AND seq <= ?
          ORDER BY seq LIMIT ?",
     )

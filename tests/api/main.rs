@@ -13,6 +13,7 @@ mod mock_provider;
 mod own_mariadb;
 
 mod auth;
+mod billing;
 mod bounds;
 mod budgets;
 mod chaos;

@@ -271,3 +271,76 @@ async fn an_idempotent_replay_streams_the_stored_reply() {
     assert_eq!(app.provider.request_count(), 1);
     assert_eq!(app.stored_messages("c-1").await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_stream_slower_than_the_deadline_is_cut_there_kept_and_billed() {
+    let app = TestApp::spawn_with(&[("LLM_DEADLINE_MS", "1500"), ("LLM_TIMEOUT_MS", "1000")]).await;
+    app.create_mara("mara").await;
+    // A provider trickling a word every 300 ms, for 6 s in all: each gap is within the
+    // attempt's timeout, only the deadline can stop it.
+    app.provider.enqueue([MockReply::Stream {
+        chunks: (0..20).map(|i| format!("word{i} ")).collect(),
+        usage: Some((412, 40)),
+        gap: Duration::from_millis(300),
+        cut: false,
+    }]);
+    let started = Instant::now();
+    let response = streamed(&app, "c-1", hello(), None).await;
+    let events = events(&response.text().await.unwrap());
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "the stream outlived the deadline: {elapsed:?}"
+    );
+    let (name, done) = events.last().unwrap();
+    assert_eq!(name, "done");
+    assert_eq!(done["reply"]["truncated"], true, "{done}");
+    assert_eq!(done["source"], "llm");
+    let said = deltas(&events);
+    assert!(
+        said.starts_with("word0 ") && !said.contains("word19"),
+        "{said:?}"
+    );
+    assert_eq!(done["reply"]["content"], said.as_str());
+    assert_eq!(app.stored_messages("c-1").await[1].2, said);
+    let (cost, estimated): (rust_decimal::Decimal, bool) =
+        sqlx::query_as("SELECT cost_usd, tokens_estimated FROM usage_records")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(cost > rust_decimal::Decimal::ZERO);
+    assert!(
+        estimated,
+        "the usage chunk never came: the tokens are estimated"
+    );
+    let (_, history) = app.get_json("/conversations/c-1/messages").await;
+    assert_eq!(history["messages"][1]["truncated"], true, "{history}");
+    assert!(
+        history["messages"][0].get("truncated").is_none(),
+        "{history}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_never_grows_past_its_cap() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([MockReply::Stream {
+        chunks: vec!["é".repeat(6000), "é".repeat(6000)],
+        usage: Some((412, 4000)),
+        gap: Duration::from_millis(10),
+        cut: false,
+    }]);
+    let response = streamed(&app, "c-1", hello(), None).await;
+    let events = events(&response.text().await.unwrap());
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["reply"]["truncated"], true);
+    let content = done["reply"]["content"].as_str().unwrap();
+    assert_eq!(content.len(), npc_dialogue::llm::MAX_REPLY_BYTES);
+    assert_eq!(
+        deltas(&events),
+        content,
+        "what was streamed is what is stored"
+    );
+    assert_eq!(app.stored_messages("c-1").await[1].2, content);
+}

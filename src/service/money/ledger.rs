@@ -353,25 +353,24 @@ impl Ledger {
         result: Result<&Completion, &LlmError>,
         settles: Option<u64>,
     ) -> Result<Spent, Unrecorded> {
-        let (prompt_tokens, completion_tokens, estimated, latency, outcome, http_status) =
-            match result {
-                Ok(completion) => (
-                    completion.usage.prompt_tokens,
-                    completion.usage.completion_tokens,
-                    completion.usage.estimated,
-                    completion.latency,
-                    "success",
-                    None,
-                ),
-                Err(error) => (
-                    0,
-                    0,
-                    false,
-                    error.latency,
-                    error.outcome(),
-                    error.http_status(),
-                ),
-            };
+        let (usage, latency, outcome, http_status) = match result {
+            Ok(completion) => (Some(completion.usage), completion.latency, "success", None),
+            Err(error) => (
+                error.billed,
+                error.latency,
+                error.outcome(),
+                error.http_status(),
+            ),
+        };
+        let (prompt_tokens, completion_tokens, estimated) = usage
+            .map(|usage| {
+                (
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.estimated,
+                )
+            })
+            .unwrap_or_default();
         let reached = result.err().is_none_or(|error| error.reached_provider());
         let pricing = self.pricing(model);
         let spent = if reached {

@@ -155,7 +155,12 @@ impl Services {
                 Delivery::Streamed(sink) => {
                     let mut forward = |text: &str| sink(text);
                     self.llm
-                        .chat_streaming(&request, attempts.timeout(), &mut forward)
+                        .chat_streaming(
+                            &request,
+                            attempts.timeout(),
+                            attempts.deadline(),
+                            &mut forward,
+                        )
                         .await
                 }
             };

@@ -31,6 +31,8 @@ use tokio::time::Instant;
 pub struct Reply {
     pub content: String,
     pub fallback_reason: Option<FallbackReason>,
+    /// Cut short (deadline or byte cap); what was said is kept.
+    pub truncated: bool,
     pub spent: Spent,
     /// Provider attempts made for it, over all models.
     pub attempts: u32,
@@ -131,6 +133,7 @@ pub async fn compose(
             } => {
                 spent.add(cost);
                 return Ok(Reply {
+                    truncated: completion.truncated,
                     content: completion.content,
                     fallback_reason: None,
                     spent,
@@ -229,6 +232,7 @@ fn canned(
     }
     Reply {
         content,
+        truncated: false,
         fallback_reason: Some(reason),
         spent,
         attempts,

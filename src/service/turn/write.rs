@@ -71,6 +71,7 @@ pub async fn store_turn(
             content: turn.content.as_str().to_owned(),
             source: None,
             fallback_reason: None,
+            truncated: false,
             created_at: now,
         },
     )
@@ -85,6 +86,7 @@ pub async fn store_turn(
             content: reply.content.clone(),
             source: Some(FallbackReason::source_of(reply.fallback_reason)),
             fallback_reason: reply.fallback_reason,
+            truncated: reply.truncated,
             created_at: crate::clock::now(),
         },
     )
