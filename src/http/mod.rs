@@ -12,6 +12,7 @@ pub mod players;
 pub mod responses;
 pub mod stream;
 pub mod usage;
+pub mod wire;
 
 use crate::{config::Config, service::Services};
 use axum::{

@@ -17,6 +17,7 @@ mod budgets;
 mod chaos;
 mod characters;
 mod cli;
+mod contract;
 mod errors;
 mod history;
 mod idempotency;

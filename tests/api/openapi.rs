@@ -64,3 +64,42 @@ async fn the_served_document_is_the_generated_one_and_docs_work_offline() {
         "assets are vendored, not fetched from a CDN"
     );
 }
+
+fn generated() -> serde_json::Value {
+    serde_json::from_str(&npc_dialogue::http::openapi().to_json().unwrap()).unwrap()
+}
+
+/// Every id in a path or a query string is a `GameId` (no control characters, no padding,
+/// 1–64 characters), and every integer parameter states both its bounds.
+#[test]
+fn parameters_state_the_rules_the_server_applies() {
+    let document = generated();
+    let id = &document["components"]["schemas"]["GameId"];
+    assert_eq!(id["pattern"], npc_dialogue::http::wire::ID_PATTERN);
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let schema = &parameter["schema"];
+                if name.ends_with("_id") && name != "fact_id" {
+                    assert_eq!(
+                        schema["$ref"], "#/components/schemas/GameId",
+                        "{method} {path} {name}"
+                    );
+                }
+                if schema["type"] == "integer" && name != "fact_id" {
+                    assert!(
+                        schema["minimum"].is_number() && schema["maximum"].is_number(),
+                        "{method} {path} {name}: {schema}"
+                    );
+                }
+                if schema["type"] == "string" && name != "query" {
+                    assert!(
+                        schema.get("pattern").is_some() || schema.get("enum").is_some(),
+                        "{method} {path} {name}: free text where the server has rules"
+                    );
+                }
+            }
+        }
+    }
+}
