@@ -11,6 +11,7 @@ use super::{
 use crate::{
     domain::{Affinity, CharacterId, ConversationId, FallbackReason, MessageText, PlayerId},
     service::{
+        characters::Character,
         conversations::{self, HistoryPage, ListCursor},
         money::Spent,
         turn::{
@@ -159,12 +160,44 @@ fn parse_turn(conversation_id: &str, input: TurnInput, max_chars: usize) -> Resu
     )?)
 }
 
+/// A turn as the game asked for it, checked up to the point where the reply is made:
+/// what both the plain and the streamed route do before they differ.
+pub(super) struct PreparedTurn {
+    pub turn: Turn,
+    pub character: Character,
+    pub key: Option<IdempotencyKey>,
+}
+
+/// Parses the path, the `Idempotency-Key` and the body, and refuses what can be refused
+/// before the reply is made (bad input, unknown character, conversation bound elsewhere).
+pub(super) async fn prepare_turn(
+    state: &AppState,
+    conversation_id: &str,
+    headers: &HeaderMap,
+    input: TurnInput,
+) -> Result<PreparedTurn, ApiError> {
+    let turn = parse_turn(conversation_id, input, state.config.max_message_chars)?;
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {
+            ApiError::Validation("Idempotency-Key must be printable ASCII".into())
+        })?)?),
+    };
+    let character = turn::precheck(state, &turn).await?;
+    Ok(PreparedTurn {
+        turn,
+        character,
+        key,
+    })
+}
+
 /// A player's turn: what the player says, and the character's reply.
-///
-/// Streams the reply as server-sent events when asked with `Accept: text/event-stream`.
 ///
 /// Never an error because of the LLM: when it is not configured or fails, the reply is
 /// a fallback line (`source: fallback`) and `fallback_reason` says why.
+///
+/// To show the reply as it is written, use `POST /conversations/{conversation_id}/messages/stream`
+/// (this route also streams when asked with `Accept: text/event-stream`, for older games).
 #[utoipa::path(post, path = "/conversations/{conversation_id}/messages", tag = "conversations",
     params(
         ("conversation_id" = GameId, Path, description = "Id chosen by the game; bound to one player and one character on first use"),
@@ -172,11 +205,8 @@ fn parse_turn(conversation_id: &str, input: TurnInput, max_chars: usize) -> Resu
     ),
     request_body = TurnInput,
     responses(
-        (status = 200, description = "The stored exchange. With `Accept: text/event-stream`, server-sent events instead: `typing` (`{}`) at once, `delta` (`{\"text\": \"…\"}`) per piece of the reply, then `done` carrying this same JSON, or `error` carrying the JSON error body if the turn failed after the stream began",
-            content(
-                (TurnResponse = "application/json"),
-                (String = "text/event-stream", example = json!("event: typing\ndata: {}\n\nevent: delta\ndata: {\"text\":\"One left, \"}\n\nevent: delta\ndata: {\"text\":\"upstairs.\"}\n\nevent: done\ndata: {\"conversation_id\":\"c-42\",…}\n\n"))
-            )),
+        (status = 200, description = "The stored exchange", body = TurnResponse,
+            headers(("idempotent-replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same Idempotency-Key"))),
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 404, description = "Unknown character", body = ErrorBody),
         (status = 409, description = "Conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), or the same Idempotency-Key still in progress", body = ErrorBody),
@@ -190,14 +220,11 @@ pub async fn post_message(
     headers: HeaderMap,
     Json(input): Json<TurnInput>,
 ) -> Result<Response, ApiError> {
-    let turn = parse_turn(&conversation_id, input, state.config.max_message_chars)?;
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {
-            ApiError::Validation("Idempotency-Key must be printable ASCII".into())
-        })?)?),
-    };
-    let character = turn::precheck(&state, &turn).await?;
+    let PreparedTurn {
+        turn,
+        character,
+        key,
+    } = prepare_turn(&state, &conversation_id, &headers, input).await?;
     if stream::wants_event_stream(&headers) {
         return Ok(stream::turn_events(state, turn, character, key).into_response());
     }

@@ -85,6 +85,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             conversations::post_message,
             conversations::list_messages
         ))
+        .routes(routes!(stream::post_message_stream))
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::get_conversation))
         .routes(routes!(conversations::mark_read))
