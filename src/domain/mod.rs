@@ -9,7 +9,7 @@ pub mod prices;
 mod text;
 
 pub use affinity::{Affinity, AffinityTier};
-pub use ids::{CharacterId, ConversationId, PlayerId};
+pub use ids::{CharacterId, ConversationId, MAX_ID_CHARS, PlayerId};
 pub use message::{FallbackReason, Role, Source};
 pub use money::{MONEY_SCALE, Usd};
 pub use player_key::{PlayerKey, PlayerKeys};

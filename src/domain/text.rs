@@ -6,19 +6,21 @@ use super::ParseError;
 pub struct MessageText(String);
 
 impl MessageText {
-    /// Surrounding whitespace is dropped; the limit counts characters, not bytes.
+    /// Surrounding whitespace is dropped once the text passed; the limit and the control
+    /// characters are judged on the text as sent, as the OpenAPI document states them
+    /// (`maxLength`, `pattern`). The limit counts characters, not bytes.
     pub fn parse(raw: &str, max_chars: usize) -> Result<Self, ParseError> {
         let text = raw.trim();
         if text.is_empty() {
             return Err(ParseError("content must not be empty".into()));
         }
-        let chars = text.chars().count();
+        let chars = raw.chars().count();
         if chars > max_chars {
             return Err(ParseError(format!(
                 "content must be at most {max_chars} characters (got {chars})"
             )));
         }
-        if text
+        if raw
             .chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
         {
@@ -52,5 +54,12 @@ mod tests {
         assert!(MessageText::parse(&"ü".repeat(11), 10).is_err());
         assert!(MessageText::parse(" \n ", 10).is_err());
         assert!(MessageText::parse("a\u{7}b", 10).is_err());
+    }
+
+    #[test]
+    fn the_limit_and_control_characters_count_the_text_as_sent() {
+        assert!(MessageText::parse(&format!(" {}", "a".repeat(10)), 10).is_err());
+        assert!(MessageText::parse("\u{b}hi", 10).is_err());
+        assert!(MessageText::parse("\thi\r\n", 10).is_ok());
     }
 }

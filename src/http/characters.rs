@@ -4,31 +4,87 @@ use super::{
     AppState,
     error::{ApiError, ErrorBody},
     extract::{Json, Path},
+    wire::{self, GameId},
 };
 use crate::{
     domain::CharacterId,
     service::{
-        characters::{self, Character, CharacterDraft},
+        characters::{
+            self, Character, CharacterDraft, MAX_LINE_CHARS, MAX_LINES_PER_TIER, MAX_MODEL_CHARS,
+            MAX_NAME_CHARS, MAX_PERSONA_CHARS,
+        },
         turn::fallback::FallbackLines,
     },
 };
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{
+    RefOr, Schema,
+    schema::{ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, SchemaType, Type},
+};
 
 /// `PUT /characters/{id}` body.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CharacterInput {
-    /// Display name, 1–100 characters.
+    #[schema(schema_with = name_schema)]
     pub name: String,
-    /// Who the character is and how they speak, 1–8000 characters.
+    #[schema(schema_with = persona_schema)]
     pub persona: String,
-    /// Model for this character instead of `LLM_MODEL`.
     #[serde(default)]
+    #[schema(schema_with = model_schema)]
     pub model: Option<String>,
-    /// Canned lines per affinity tier, used when the LLM is not called or fails.
     #[serde(default)]
+    #[schema(schema_with = fallback_lines_schema)]
     pub fallback_lines: Option<FallbackLines>,
+}
+
+// Text fields are not blank and bounded as sent (`service::characters`), then trimmed.
+
+fn name_schema() -> Object {
+    wire::not_blank(MAX_NAME_CHARS, "Display name, 1–100 characters, not blank.")
+}
+
+fn persona_schema() -> Object {
+    wire::not_blank(
+        MAX_PERSONA_CHARS,
+        "Who the character is and how they speak, 1–8000 characters, not blank.",
+    )
+}
+
+fn model_schema() -> Object {
+    let mut model = wire::not_blank(
+        MAX_MODEL_CHARS,
+        "Model for this character instead of `LLM_MODEL`, 1–100 characters; null for `LLM_MODEL`.",
+    );
+    model.schema_type = SchemaType::from_iter([Type::String, Type::Null]);
+    model
+}
+
+/// `FallbackLines` as the game may send it: up to 50 lines per tier, each 1–500
+/// characters, not blank; no other tiers.
+fn fallback_lines_schema() -> RefOr<Schema> {
+    let tier = || {
+        ArrayBuilder::new()
+            .items(wire::not_blank(
+                MAX_LINE_CHARS,
+                "A line, 1–500 characters, not blank.",
+            ))
+            .max_items(Some(MAX_LINES_PER_TIER))
+    };
+    let lines = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Canned lines per affinity tier (`high` >= 50, `medium` 0..=49, `low` < 0), used when the LLM is not called or fails; an empty or missing tier uses the built-in lines.",
+        ))
+        .property("high", tier())
+        .property("medium", tier())
+        .property("low", tier())
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+    OneOfBuilder::new()
+        .item(lines)
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -64,7 +120,7 @@ pub struct CharacterList {
 
 /// Create or replace a character.
 #[utoipa::path(put, path = "/characters/{character_id}", tag = "characters",
-    params(("character_id" = String, Path, description = "Id chosen by the game, 1–64 characters", min_length = 1, max_length = 64)),
+    params(("character_id" = GameId, Path, description = "Id chosen by the game")),
     request_body = CharacterInput,
     responses(
         (status = 200, description = "The stored character", body = CharacterView),
@@ -87,7 +143,7 @@ pub async fn put_character(
 
 /// Read one character.
 #[utoipa::path(get, path = "/characters/{character_id}", tag = "characters",
-    params(("character_id" = String, Path, description = "Character id", min_length = 1, max_length = 64)),
+    params(("character_id" = GameId, Path, description = "Character id")),
     responses(
         (status = 200, description = "The character", body = CharacterView),
         (status = 404, description = "No such character", body = ErrorBody),

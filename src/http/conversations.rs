@@ -6,10 +6,12 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::{Json, Path, Query},
     stream,
+    wire::{self, GameId},
 };
 use crate::{
     domain::{Affinity, CharacterId, ConversationId, FallbackReason, MessageText, PlayerId},
     service::{
+        characters::Character,
         conversations::{self, HistoryPage, ListCursor},
         money::Spent,
         turn::{
@@ -26,6 +28,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, SchemaType, Type};
 
 /// A stored message, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -66,21 +69,46 @@ impl From<conversations::Message> for Message {
 /// `POST /conversations/{id}/messages` body, as sent.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct TurnInput {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(value_type = GameId)]
     pub player_id: String,
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(value_type = GameId)]
     pub character_id: String,
-    /// What the player says, 1 to `MAX_MESSAGE_CHARS` characters.
-    #[schema(min_length = 1)]
+    #[schema(schema_with = content_schema)]
     pub content: String,
     /// How the character feels about the player, -100..=100; stored as the latest value.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::integer::option_i64")]
     #[schema(minimum = -100, maximum = 100)]
     pub affinity: Option<i64>,
-    /// Free-form facts from the game (location, time of day…) for this line only.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = context_schema)]
     pub context: Option<Map<String, Value>>,
+}
+
+/// `MAX_MESSAGE_CHARS` is the operator's to set; the document, written when the code is
+/// built, states its default.
+const DOCUMENTED_MAX_MESSAGE_CHARS: usize = 2000;
+
+fn content_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "What the player says: 1 to `MAX_MESSAGE_CHARS` (default 2000) characters as sent, not blank, no control characters but tab and line breaks. Surrounding whitespace is dropped.",
+        ))
+        .min_length(Some(1))
+        .max_length(Some(DOCUMENTED_MAX_MESSAGE_CHARS))
+        .pattern(Some(wire::MESSAGE_PATTERN))
+        .build()
+}
+
+fn context_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "Free-form facts from the game (location, time of day…) for this line only; at most 4096 bytes of JSON.",
+        ))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .examples([serde_json::json!({"location": "tavern", "time_of_day": "night"})])
+        .build()
 }
 
 /// What a call cost, as the turn reports it.
@@ -138,24 +166,53 @@ fn parse_turn(conversation_id: &str, input: TurnInput, max_chars: usize) -> Resu
     )?)
 }
 
+/// A turn as the game asked for it, checked up to the point where the reply is made:
+/// what both the plain and the streamed route do before they differ.
+pub(super) struct PreparedTurn {
+    pub turn: Turn,
+    pub character: Character,
+    pub key: Option<IdempotencyKey>,
+}
+
+/// Parses the path, the `Idempotency-Key` and the body, and refuses what can be refused
+/// before the reply is made (bad input, unknown character, conversation bound elsewhere).
+pub(super) async fn prepare_turn(
+    state: &AppState,
+    conversation_id: &str,
+    headers: &HeaderMap,
+    input: TurnInput,
+) -> Result<PreparedTurn, ApiError> {
+    let turn = parse_turn(conversation_id, input, state.config.max_message_chars)?;
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {
+            ApiError::Validation("Idempotency-Key must be printable ASCII".into())
+        })?)?),
+    };
+    let character = turn::precheck(state, &turn).await?;
+    Ok(PreparedTurn {
+        turn,
+        character,
+        key,
+    })
+}
+
 /// A player's turn: what the player says, and the character's reply.
-///
-/// Streams the reply as server-sent events when asked with `Accept: text/event-stream`.
 ///
 /// Never an error because of the LLM: when it is not configured or fails, the reply is
 /// a fallback line (`source: fallback`) and `fallback_reason` says why.
+///
+/// To show the reply as it is written, use `POST /conversations/{conversation_id}/messages/stream`
+/// (this route also streams when asked with `Accept: text/event-stream`, for older games).
 #[utoipa::path(post, path = "/conversations/{conversation_id}/messages", tag = "conversations",
     params(
-        ("conversation_id" = String, Path, description = "Id chosen by the game; bound to one player and one character on first use", min_length = 1, max_length = 64),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a request safely: the same key on the same conversation returns the first answer and changes nothing"),
+        ("conversation_id" = GameId, Path, description = "Id chosen by the game; bound to one player and one character on first use"),
+        ("Idempotency-Key" = inline(Option<wire::IdempotencyKeyHeader>), Header, nullable = false, description = "Repeat a request safely: the same key on the same conversation returns the first answer and changes nothing"),
     ),
     request_body = TurnInput,
     responses(
-        (status = 200, description = "The stored exchange. With `Accept: text/event-stream`, server-sent events instead: `typing` (`{}`) at once, `delta` (`{\"text\": \"…\"}`) per piece of the reply, then `done` carrying this same JSON, or `error` carrying the JSON error body if the turn failed after the stream began",
-            content(
-                (TurnResponse = "application/json"),
-                (String = "text/event-stream", example = json!("event: typing\ndata: {}\n\nevent: delta\ndata: {\"text\":\"One left, \"}\n\nevent: delta\ndata: {\"text\":\"upstairs.\"}\n\nevent: done\ndata: {\"conversation_id\":\"c-42\",…}\n\n"))
-            )),
+        (status = 200, description = "The stored exchange", body = TurnResponse,
+            headers(("idempotent-replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same Idempotency-Key"))),
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 404, description = "Unknown character", body = ErrorBody),
         (status = 409, description = "Conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), or the same Idempotency-Key still in progress", body = ErrorBody),
@@ -169,14 +226,11 @@ pub async fn post_message(
     headers: HeaderMap,
     Json(input): Json<TurnInput>,
 ) -> Result<Response, ApiError> {
-    let turn = parse_turn(&conversation_id, input, state.config.max_message_chars)?;
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {
-            ApiError::Validation("Idempotency-Key must be printable ASCII".into())
-        })?)?),
-    };
-    let character = turn::precheck(&state, &turn).await?;
+    let PreparedTurn {
+        turn,
+        character,
+        key,
+    } = prepare_turn(&state, &conversation_id, &headers, input).await?;
     if stream::wants_event_stream(&headers) {
         return Ok(stream::turn_events(state, turn, character, key).into_response());
     }
@@ -199,11 +253,15 @@ const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-repl
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Backwards: messages with a smaller `seq` (pass the previous page's `next_before_seq`).
+    /// Not together with `after_seq` (400).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 4294967295_i64)]
     pub before_seq: Option<u32>,
     /// Forwards: messages with a greater `seq` (pass the previous page's `next_after_seq`;
-    /// 0 starts at the beginning). Not together with `before_seq`.
+    /// 0 starts at the beginning). Not together with `before_seq` (400).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub after_seq: Option<u32>,
 }
 
@@ -279,12 +337,16 @@ impl From<conversations::ConversationSummary> for ConversationSummary {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Whose conversations (required).
+    #[param(value_type = GameId)]
     pub player_id: String,
     /// Only those with this character.
+    #[param(value_type = Option<GameId>)]
     pub character_id: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
+    /// The previous page's `next_cursor`, as given (opaque; any other is refused with 400).
+    #[param(pattern = r"^(?:[0-9a-fA-F]{2})+$")]
     pub cursor: Option<String>,
 }
 
@@ -301,6 +363,8 @@ pub struct ConversationList {
 pub struct ReadMarker {
     /// The player has read everything up to this seq. Never moves the marker back; a seq
     /// past the last message is clamped to it.
+    #[serde(deserialize_with = "wire::integer::u32")]
+    #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64)]
     pub up_to_seq: u32,
 }
 
@@ -310,7 +374,7 @@ pub struct ReadMarker {
 /// `before_seq` for the next, older page); with `after_seq`, forwards (pass
 /// `next_after_seq`). Inside a page messages are always oldest first.
 #[utoipa::path(get, path = "/conversations/{conversation_id}/messages", tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id", min_length = 1, max_length = 64), HistoryQuery),
+    params(("conversation_id" = GameId, Path, description = "Conversation id"), HistoryQuery),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, description = "Invalid query", body = ErrorBody),
@@ -383,7 +447,7 @@ pub async fn list_conversations(
 
 /// One conversation, as in the list.
 #[utoipa::path(get, path = "/conversations/{conversation_id}", tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id", min_length = 1, max_length = 64)),
+    params(("conversation_id" = GameId, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "The conversation", body = ConversationSummary),
         (status = 404, description = "Unknown conversation", body = ErrorBody),
@@ -402,7 +466,7 @@ pub async fn get_conversation(
 
 /// Move the player's read marker forward (never back; clamped to the last message).
 #[utoipa::path(post, path = "/conversations/{conversation_id}/read", tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id", min_length = 1, max_length = 64)),
+    params(("conversation_id" = GameId, Path, description = "Conversation id")),
     request_body = ReadMarker,
     responses(
         (status = 200, description = "The conversation with its new unread count", body = ConversationSummary),

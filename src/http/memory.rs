@@ -5,6 +5,7 @@ use super::{
     conversations::page_size,
     error::{ApiError, ErrorBody},
     extract::{Json, Path, Query},
+    wire::GameId,
 };
 use crate::{
     domain::{CharacterId, PlayerId},
@@ -18,11 +19,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemoryQuery {
+    #[param(value_type = GameId)]
     pub character_id: String,
+    #[param(value_type = GameId)]
     pub player_id: String,
     /// Rank by relevance to this text (lexical), as a prompt would.
     pub query: Option<String>,
     /// At most this many facts (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

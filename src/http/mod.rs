@@ -12,6 +12,7 @@ pub mod players;
 pub mod responses;
 pub mod stream;
 pub mod usage;
+pub mod wire;
 
 use crate::{config::Config, service::Services};
 use axum::{
@@ -85,6 +86,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             conversations::post_message,
             conversations::list_messages
         ))
+        .routes(routes!(stream::post_message_stream))
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::get_conversation))
         .routes(routes!(conversations::mark_read))

@@ -5,6 +5,7 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::{Json, Path},
     usage::BudgetView,
+    wire::GameId,
 };
 use crate::{
     domain::PlayerId,
@@ -19,7 +20,7 @@ pub struct BudgetInput {
     /// USD per UTC calendar month; `null` returns to `PLAYER_MONTHLY_BUDGET_USD`.
     /// Required: a misspelt field must not silently reset a player's limit.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<f64>, required = true)]
+    #[schema(value_type = Option<f64>, required = true, minimum = 0, maximum = 999999)]
     pub monthly_limit_usd: Option<Option<serde_json::Number>>,
 }
 
@@ -30,9 +31,21 @@ fn present<'de, D: serde::Deserializer<'de>>(
     Option::<serde_json::Number>::deserialize(deserializer).map(Some)
 }
 
+/// The number as a plain decimal. serde_json writes very small or large numbers in
+/// exponent form (`2.5e-7`), which is a number to JSON and to the document but not to the
+/// limit's decimal parser; six places are all a limit keeps, and past them the value is
+/// out of range anyway.
+fn plain_decimal(number: &serde_json::Number) -> String {
+    let text = number.to_string();
+    match number.as_f64() {
+        Some(value) if text.contains(['e', 'E']) => format!("{value:.7}"),
+        _ => text,
+    }
+}
+
 /// Set a player's monthly budget (`null`: back to `PLAYER_MONTHLY_BUDGET_USD`).
 #[utoipa::path(put, path = "/players/{player_id}/budget", tag = "usage",
-    params(("player_id" = String, Path, description = "Player id", min_length = 1, max_length = 64)),
+    params(("player_id" = GameId, Path, description = "Player id")),
     request_body = BudgetInput,
     responses(
         (status = 200, description = "The player's month under the new limit", body = BudgetView),
@@ -51,7 +64,7 @@ pub async fn put_budget(
                 "monthly_limit_usd is required: a number, or null for the default".into(),
             )
         })?
-        .map(|number| budgets::parse_limit(&number.to_string()))
+        .map(|number| budgets::parse_limit(&plain_decimal(&number)))
         .transpose()?;
     Ok(Json(
         budgets::set_limit(&state, &player_id, limit).await?.into(),
@@ -61,7 +74,7 @@ pub async fn put_budget(
 /// Right to be forgotten: erase a player's conversations, messages, summaries, memories,
 /// affinity and pending jobs. Usage rows keep their tokens and cost, unlinked.
 #[utoipa::path(delete, path = "/players/{player_id}", tag = "memory",
-    params(("player_id" = String, Path, description = "Player id", min_length = 1, max_length = 64)),
+    params(("player_id" = GameId, Path, description = "Player id")),
     responses(
         (status = 204, description = "Erased"),
         (status = 404, description = "No such player", body = ErrorBody),

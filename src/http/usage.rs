@@ -5,6 +5,7 @@ use super::{
     conversations::page_size,
     error::{ApiError, ErrorBody},
     extract::{Json, Query},
+    wire::GameId,
 };
 use crate::{
     domain::{CharacterId, ConversationId, PlayerId, Usd},
@@ -16,45 +17,83 @@ use crate::{
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{
+    KnownFormat, RefOr, Schema, SchemaFormat,
+    schema::{AnyOfBuilder, Object, ObjectBuilder, Type},
+};
 
 /// `GET /usage` query string.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// Only this player's calls.
-    #[param(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
-    )]
+    #[param(value_type = Option<GameId>)]
     pub player_id: Option<String>,
     /// Only this conversation's calls.
-    #[param(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
-    )]
+    #[param(value_type = Option<GameId>)]
     pub conversation_id: Option<String>,
     /// Only calls made for this character.
-    #[param(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
-    )]
+    #[param(value_type = Option<GameId>)]
     pub character_id: Option<String>,
-    /// Start of the range, inclusive: an RFC 3339 time (`2026-11-01T00:00:00Z`) or a UTC
-    /// date (`2026-11-01`, from its midnight). Not together with `days`.
+    #[param(schema_with = from_schema)]
     pub from: Option<String>,
-    /// End of the range, exclusive: an RFC 3339 time, or a UTC date, which includes that
-    /// whole day. Default: now.
+    #[param(schema_with = to_schema)]
     pub to: Option<String>,
     /// Shortcut for `from`: this many days before `to` (1–3660, default 30).
     #[param(minimum = 1, maximum = 3660)]
     pub days: Option<u32>,
-    /// Breakdown by `purpose`, `model`, `player`, `character` or `day` (UTC,
-    /// `YYYY-MM-DD`, every day of the range, zeros included).
-    #[param(pattern = "^(purpose|model|day|player|character)$")]
+    #[param(schema_with = group_by_schema)]
     pub group_by: Option<String>,
+}
+
+// `schema_with` replaces the parameter's whole schema, its description included: these
+// carry their own.
+
+/// An RFC 3339 time or a UTC date (`usage::range` parses both).
+fn instant(description: &str) -> RefOr<Schema> {
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    AnyOfBuilder::new()
+        .description(Some(description))
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .into()
+}
+
+fn from_schema() -> RefOr<Schema> {
+    instant(
+        "Start of the range, inclusive: an RFC 3339 time (`2026-11-01T00:00:00Z`) or a UTC date (`2026-11-01`, from its midnight). Not together with `days` (400).",
+    )
+}
+
+fn to_schema() -> RefOr<Schema> {
+    instant(
+        "End of the range, exclusive: an RFC 3339 time, or a UTC date, which includes that whole day. Default: now. The range must not end before it starts, must lie within 1970–9998 and span at most 3660 days (400 otherwise).",
+    )
+}
+
+fn group_by_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Breakdown by `purpose`, `model`, `player`, `character` or `day` (UTC, `YYYY-MM-DD`, every day of the range, zeros included).",
+        ))
+        .enum_values(Some(["purpose", "model", "day", "player", "character"]))
+        .build()
+}
+
+fn status_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "`warning` (at or past the warning ratio, the default) or `over` (at or past the limit).",
+        ))
+        .enum_values(Some(["warning", "over"]))
+        .default(Some("warning".into()))
+        .build()
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -116,11 +155,7 @@ pub struct BudgetList {
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BudgetQuery {
-    #[param(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
-    )]
+    #[param(value_type = GameId)]
     pub player_id: String,
 }
 
@@ -128,13 +163,13 @@ pub struct BudgetQuery {
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BudgetsQuery {
-    /// `warning` (at or past the warning ratio, the default) or `over` (at or past the limit).
-    #[param(pattern = "^(warning|over)$")]
+    #[param(schema_with = status_schema)]
     pub status: Option<String>,
     /// Players per page, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
+    /// The previous page's `next_cursor`, as given (opaque; any other is refused with 400).
+    #[param(pattern = r"^(?:[0-9a-fA-F]{2})+$")]
     pub cursor: Option<String>,
 }
 

@@ -34,12 +34,14 @@ pub struct Character {
     pub updated_at: DateTime<Utc>,
 }
 
-fn bounded(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
-    let value = value.trim();
+/// Not blank and at most `max` characters as sent (what the OpenAPI document says), then
+/// trimmed.
+fn bounded(field: &str, raw: &str, max: usize) -> Result<String, ServiceError> {
+    let value = raw.trim();
     if value.is_empty() {
         return Err(ServiceError::Invalid(format!("{field} must not be empty")));
     }
-    if value.chars().count() > max {
+    if raw.chars().count() > max {
         return Err(ServiceError::Invalid(format!(
             "{field} must be at most {max} characters"
         )));

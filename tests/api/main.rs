@@ -19,6 +19,7 @@ mod budgets;
 mod chaos;
 mod characters;
 mod cli;
+mod contract;
 mod erasure;
 mod errors;
 mod history;

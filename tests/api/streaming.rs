@@ -1,4 +1,5 @@
-//! Streamed turns: `Accept: text/event-stream`.
+//! Streamed turns: `POST /conversations/{id}/messages/stream`, and the plain route with
+//! `Accept: text/event-stream`.
 
 use crate::{
     helpers::{TestApp, decimal, error_code},
@@ -34,6 +35,25 @@ async fn streamed(app: &TestApp, conversation: &str, body: Value, key: Option<&s
             &format!("/conversations/{conversation}/messages"),
         )
         .header("accept", "text/event-stream")
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+/// The documented stream route, with no `Accept` header of its own.
+async fn on_stream_route(
+    app: &TestApp,
+    conversation: &str,
+    body: Value,
+    key: Option<&str>,
+) -> Response {
+    let mut request = app
+        .request(
+            Method::POST,
+            &format!("/conversations/{conversation}/messages/stream"),
+        )
         .json(&body);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
@@ -343,4 +363,164 @@ async fn a_reply_never_grows_past_its_cap() {
         "what was streamed is what is stored"
     );
     assert_eq!(app.stored_messages("c-1").await[1].2, content);
+}
+
+#[tokio::test]
+async fn the_stream_route_yields_typing_deltas_and_done_carrying_the_plain_turns_json() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.provider.enqueue([MockReply::Stream {
+        chunks: vec!["One ".into(), "left, ".into(), "upstairs.".into()],
+        usage: Some((412, 18)),
+        gap: Duration::from_millis(20),
+        cut: false,
+    }]);
+    let response = on_stream_route(&app, "c-1", hello(), Some("k-1")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "streams without being asked with Accept"
+    );
+    let events = events(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, vec!["typing", "delta", "delta", "delta", "done"]);
+    assert_eq!(events[0].1, json!({}));
+    assert_eq!(deltas(&events), "One left, upstairs.");
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["reply"]["content"], "One left, upstairs.");
+    assert_eq!(app.stored_messages("c-1").await[1].2, "One left, upstairs.");
+
+    // The plain route answers the same request (same key) with the stored JSON: exactly
+    // what `done` carried.
+    let plain = app
+        .request(Method::POST, "/conversations/c-1/messages")
+        .header("Idempotency-Key", "k-1")
+        .json(&hello())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(
+        plain.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(&plain.json::<Value>().await.unwrap(), done);
+    assert_eq!(app.provider.request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_plain_turn_replayed_on_the_stream_route_is_one_delta_and_the_same_json() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    let plain: Value = app
+        .request(Method::POST, "/conversations/c-1/messages")
+        .header("Idempotency-Key", "k-1")
+        .json(&hello())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = events(
+        &on_stream_route(&app, "c-1", hello(), Some("k-1"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, vec!["typing", "delta", "done"]);
+    assert_eq!(deltas(&events), plain["reply"]["content"].as_str().unwrap());
+    assert_eq!(events[2].1, plain);
+    assert_eq!(app.stored_messages("c-1").await.len(), 2);
+}
+
+#[tokio::test]
+async fn refusals_on_the_stream_route_are_http_statuses_with_json_bodies() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    app.create_mara("rowan").await;
+    app.say("c-bound", "p-1", "mara", "Hello").await;
+    let stored = app.count("messages").await;
+    let cases = [
+        (
+            "c-1",
+            json!({"player_id": "p-1", "character_id": "nobody", "content": "Hi"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "c-1",
+            json!({"player_id": "p-1", "character_id": "mara", "content": "   "}),
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        ),
+        (
+            "c-1",
+            json!({"player_id": "p-1", "character_id": "mara"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "c%01",
+            hello(),
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        ),
+        (
+            "c-bound",
+            json!({"player_id": "p-2", "character_id": "mara", "content": "Hi"}),
+            StatusCode::CONFLICT,
+            "conversation_conflict",
+        ),
+        (
+            "c-bound",
+            json!({"player_id": "p-1", "character_id": "rowan", "content": "Hi"}),
+            StatusCode::CONFLICT,
+            "conversation_conflict",
+        ),
+    ];
+    for (conversation, body, status, code) in cases {
+        let response = on_stream_route(&app, conversation, body.clone(), None).await;
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{conversation} {body}: not an event stream"
+        );
+        assert_eq!(
+            error_code(response).await,
+            (status, code.to_owned()),
+            "{conversation} {body}"
+        );
+    }
+    assert_eq!(app.count("messages").await, stored, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_line_on_the_stream_route_ends_in_the_error_event() {
+    let app = TestApp::spawn().await;
+    app.create_mara("mara").await;
+    let first = on_stream_route(&app, "c-1", hello(), Some("k-1")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    first.text().await.unwrap();
+    let other = json!({"player_id": "p-1", "character_id": "mara", "content": "Something else"});
+    let response = on_stream_route(&app, "c-1", other, Some("k-1")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "found once the turn began"
+    );
+    let events = events(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, vec!["typing", "error"]);
+    assert_eq!(events[1].1["error"]["code"], "idempotency_key_reused");
+    assert_eq!(app.stored_messages("c-1").await.len(), 2);
 }

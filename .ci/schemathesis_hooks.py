@@ -1,0 +1,163 @@
+"""Schemathesis hooks for .ci/schemathesis: the rules of the API that OpenAPI cannot state.
+
+Every rule a single parameter or field can carry is in the document (patterns, bounds,
+enums, formats), and schemathesis checks the server against it. What spans several
+parameters, or depends on what the service gave out earlier, is in the operations'
+descriptions instead, answered with 400, and kept here: positive cases (those that
+schemathesis expects to be accepted) are brought within these rules before they are
+sent. Negative cases are left alone.
+"""
+
+from __future__ import annotations
+
+import binascii
+import itertools
+import re
+from datetime import date, datetime, timedelta, timezone
+
+import schemathesis
+
+MAX_REPORT_DAYS = 3660
+DEFAULT_REPORT_DAYS = 30
+
+
+def _is_positive(case) -> bool:
+    meta = case.meta
+    return meta is not None and meta.generation.mode.is_positive
+
+
+# GET /usage: `from` or `days`, not both; the range [from, to) must not end before it
+# starts, must lie within 1970-9998 and span at most 3660 days (`service::money::usage`).
+
+
+def _instant(raw: str, end: bool) -> datetime | None:
+    raw = raw.strip()
+    try:
+        day = date.fromisoformat(raw) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw) else None
+    except ValueError:
+        day = None
+    if day is not None:
+        if end:
+            if day == date.max:
+                return None
+            day += timedelta(days=1)
+        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    try:
+        moment = datetime.fromisoformat(raw.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        return None
+
+
+def _usage_range_is_valid(query: dict) -> bool:
+    if "from" in query and "days" in query:
+        return False
+    now = datetime.now(timezone.utc)
+    to = _instant(str(query["to"]), end=True) if "to" in query else now
+    if to is None:
+        return True  # not a cross-parameter matter: the document's format decides
+    if "from" in query:
+        start = _instant(str(query["from"]), end=False)
+        if start is None:
+            return True
+    else:
+        try:
+            start = to - timedelta(days=int(query.get("days", DEFAULT_REPORT_DAYS)))
+        except (ValueError, OverflowError):
+            return True
+    return (
+        start <= to
+        and start.year >= 1970
+        and to.year <= 9998
+        and to - start <= timedelta(days=MAX_REPORT_DAYS)
+    )
+
+
+def _fit_usage_range(query: dict) -> None:
+    # Drop what breaks the range, least informative first; with none of them, the
+    # report covers the last 30 days, which is always valid.
+    for name in ("days", "from", "to"):
+        if _usage_range_is_valid(query):
+            return
+        query.pop(name, None)
+
+
+# GET /conversations/{id}/messages: `before_seq` pages backwards, `after_seq` forwards;
+# not both.
+
+
+def _fit_history_direction(query: dict) -> None:
+    if "before_seq" in query and "after_seq" in query:
+        query.pop("after_seq")
+
+
+# Paging cursors are opaque: only those the service gave are valid. A drawn one could be
+# any hex; keep it only if it reads as one the service could have made
+# (`service::conversations::ListCursor`, `service::money::budgets::BudgetCursor`).
+
+_LIST_CURSOR = re.compile(r"-?\d{1,18}:(.+)", re.DOTALL)
+_BUDGET_CURSOR = re.compile(r"\d{1,15}(?:\.\d{1,6})?\|(.+)", re.DOTALL)
+
+
+def _decoded(cursor: object) -> str | None:
+    try:
+        return binascii.unhexlify(str(cursor)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _id_pattern(case) -> re.Pattern:
+    # The id rule as the document states it (`GameId`), rather than a copy.
+    game_id = case.operation.schema.raw_schema["components"]["schemas"]["GameId"]
+    return re.compile(game_id["pattern"].rstrip("$") + r"\Z")
+
+
+def _is_service_cursor(cursor: object, shape: re.Pattern, game_id: re.Pattern) -> bool:
+    text = _decoded(cursor)
+    match = shape.fullmatch(text) if text is not None else None
+    return bool(match and len(match.group(1)) <= 64 and game_id.match(match.group(1)))
+
+
+def _fit_cursor(case, shape: re.Pattern) -> None:
+    query = case.query
+    if "cursor" in query and not _is_service_cursor(query["cursor"], shape, _id_pattern(case)):
+        query.pop("cursor")
+
+
+# POST /conversations/{id}/messages[/stream]: an Idempotency-Key names one request; the
+# same key with another body is refused (422, documented). Positive cases get a key of
+# their own, still within the document's pattern.
+
+_keys_used = itertools.count(1)
+
+
+def _fit_idempotency_key(headers: dict) -> None:
+    for name in list(headers):
+        if name.lower() == "idempotency-key":
+            key = str(headers[name])[:100]
+            headers[name] = f"{key}-{next(_keys_used)}"
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if not _is_positive(case):
+        return case
+    path = case.operation.path
+    if case.headers and path.startswith("/conversations/{conversation_id}/messages"):
+        _fit_idempotency_key(case.headers)
+    if case.query is None:
+        return case
+    if path == "/usage":
+        _fit_usage_range(case.query)
+    elif path == "/conversations/{conversation_id}/messages" and case.method.upper() == "GET":
+        _fit_history_direction(case.query)
+    elif path == "/conversations":
+        _fit_cursor(case, _LIST_CURSOR)
+    elif path == "/usage/budgets":
+        _fit_cursor(case, _BUDGET_CURSOR)
+    return case
