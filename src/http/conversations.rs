@@ -215,7 +215,7 @@ pub(super) async fn prepare_turn(
             headers(("idempotent-replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same Idempotency-Key"))),
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 404, description = "Unknown character", body = ErrorBody),
-        (status = 409, description = "Conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), or the same Idempotency-Key still in progress", body = ErrorBody),
+        (status = 409, description = "Conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), the same Idempotency-Key still in progress (`idempotency_in_progress`), or the player erased while the turn ran (`player_erased`: nothing was stored)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused for a different request", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),

@@ -62,7 +62,11 @@ fn complete(operation: &mut Operation, writes: bool) {
         "429",
         "Over the HTTP rate limit; see Retry-After",
     );
-    add(operation, "503", "The database is unreachable");
+    add(
+        operation,
+        "503",
+        "Unavailable for now, retry: the database is unreachable or could not record what a paid call cost (`unavailable`), this replica is at its in-flight cap (`overloaded`, with Retry-After), or the answer did not start in time (`timeout`)",
+    );
 }
 
 /// Adds the common responses to every operation of `doc`.
