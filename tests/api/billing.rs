@@ -112,3 +112,26 @@ async fn an_attempt_that_timed_out_after_sending_is_billed_as_a_flagged_estimate
     assert!(cost > Decimal::ZERO);
     assert_eq!(turn["usage"]["completion_tokens"], 120, "{turn}");
 }
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_costs_nothing_and_holds_no_money() {
+    // A port nothing listens on: every attempt is refused before it reaches anyone.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let app = TestApp::spawn_with(&[
+        ("LLM_BASE_URL", url.as_str()),
+        ("LLM_MAX_RETRIES", "1"),
+        ("LLM_RETRY_BASE_MS", "10"),
+    ])
+    .await;
+    app.create_mara("mara").await;
+    let turn = app.say("c-1", "p-1", "mara", "Hello").await;
+    assert_eq!(turn["fallback_reason"], "llm_error");
+    assert!(rows(&app).await.is_empty(), "no attempt reached a provider");
+    assert_eq!(
+        app.count("budget_reservations").await,
+        0,
+        "the reservation went back with the call"
+    );
+}

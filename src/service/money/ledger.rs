@@ -397,7 +397,12 @@ impl Ledger {
             spent.cost_usd,
         );
         if !reached {
-            // Only an answer settles, and an answer reached the provider.
+            // Nothing to bill; a call that ends here only gives its reservation back.
+            if let Some(reservation) = settles
+                && let Err(error) = spend::delete_reservation(&self.pool, reservation).await
+            {
+                tracing::warn!(%error, "could not release a budget reservation; it will expire");
+            }
             return Ok(spent);
         }
         let record = NewUsageRecord {
