@@ -38,9 +38,24 @@ impl Ceiling {
         ] {
             sqlx::raw_sql(statement).execute(&pool).await?;
         }
+        // Prepared again later in the same run, the conversations go on where they were.
+        let last_seq: Vec<AtomicU32> = (0..CONVERSATIONS).map(|_| AtomicU32::new(0)).collect();
+        let stored: Vec<(String, u32)> = sqlx::query_as(
+            "SELECT conversation_id, MAX(seq) FROM bench_ceiling_messages GROUP BY conversation_id",
+        )
+        .fetch_all(&pool)
+        .await?;
+        for (conversation, seq) in stored {
+            let index = conversation
+                .strip_prefix("ceiling-")
+                .and_then(|index| index.parse::<usize>().ok());
+            if let Some(slot) = index.and_then(|index| last_seq.get(index)) {
+                slot.store(seq, Ordering::Relaxed);
+            }
+        }
         Ok(Self {
             pool,
-            last_seq: Arc::new((0..CONVERSATIONS).map(|_| AtomicU32::new(0)).collect()),
+            last_seq: Arc::new(last_seq),
         })
     }
 

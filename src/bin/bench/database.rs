@@ -66,6 +66,18 @@ pub async fn server_version(server: &str) -> anyhow::Result<String> {
     Ok(version)
 }
 
+/// The process id of the MariaDB server, when it runs on this machine (its pid file is
+/// readable here).
+pub async fn server_pid(server: &str) -> Option<u32> {
+    let mut connection = MySqlConnection::connect(server).await.ok()?;
+    let pid_file: Option<String> = sqlx::query_scalar("SELECT @@pid_file")
+        .fetch_one(&mut connection)
+        .await
+        .ok()?;
+    let _ = connection.close().await;
+    std::fs::read_to_string(pid_file?).ok()?.trim().parse().ok()
+}
+
 const WORDS: &[&str] = &[
     "cat", "mill", "road", "bridge", "sister", "capital", "wool", "guild", "brewer", "debt",
     "market", "tobin", "bandits", "river", "sword", "horse", "bread", "tax", "roof", "letter",

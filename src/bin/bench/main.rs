@@ -153,7 +153,6 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         rounds: cli.rounds,
         total: started.elapsed(),
         load_before,
-        load_after: load_average(),
     };
     let markdown = report::render(&results, &info);
     println!("{markdown}");
@@ -183,6 +182,7 @@ async fn measure(
         mock: mock::MockProvider::start().await?,
         binary: binary.to_owned(),
         server: database.server.clone(),
+        database_pid: database::server_pid(&database.server).await,
         database_url: database.url(),
         pool: pool.clone(),
         rounds: cli.rounds.max(1),

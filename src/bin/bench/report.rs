@@ -7,6 +7,7 @@ use crate::runs::{
     CONCURRENCIES, COUNTED_TURNS, FACT_TURNS, Results, SATURATION_CONCURRENCY, SLOW_PROVIDER,
     SOAK_CONVERSATIONS, STREAM_CONCURRENCY, Stats,
 };
+use crate::service::CpuPerTurn;
 use std::{fmt::Write as _, time::Duration};
 
 pub const HEADING: &str = "## Load benchmark";
@@ -24,7 +25,6 @@ pub struct RunInfo {
     pub rounds: usize,
     pub total: Duration,
     pub load_before: String,
-    pub load_after: String,
 }
 
 /// The targets of issue 12.
@@ -56,6 +56,25 @@ fn latency_median(
         .map(|round| figure(&round.floor, &round.turns))
         .collect();
     median(&values)
+}
+
+/// Median CPU ms per turn of each process over the rounds, as `service / MariaDB /
+/// bench` (a process not measured as `–`).
+fn cpu_cell<'a>(rounds: impl Iterator<Item = &'a CpuPerTurn> + Clone) -> String {
+    let one = |pick: fn(&CpuPerTurn) -> Option<f64>| {
+        let values: Vec<f64> = rounds.clone().filter_map(pick).collect();
+        if values.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.2}", median(&values))
+        }
+    };
+    format!(
+        "{} / {} / {}",
+        one(|c| c.service),
+        one(|c| c.database),
+        one(|c| c.bench)
+    )
 }
 
 fn range(values: &[f64]) -> (f64, f64) {
@@ -100,9 +119,9 @@ fn render_into(out: &mut String, r: &Results, info: &RunInfo) -> std::fmt::Resul
     writeln!(
         out,
         "Machine: {} cores ({}), {:.1} GiB RAM, MariaDB {}. The service, MariaDB, the mock \
-         provider and the load generator share those cores; load average {} before the \
-         run, {} after.\n",
-        info.cores, info.cpu, info.ram_gib, info.mariadb, info.load_before, info.load_after
+         provider and the load generator share those cores; 1-minute load average {} \
+         just before the run.\n",
+        info.cores, info.cpu, info.ram_gib, info.mariadb, info.load_before
     )?;
     writeln!(
         out,
@@ -264,9 +283,9 @@ fn latency(out: &mut String, r: &Results) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "| c | floor p50 | floor p99 | turns/s | turn p50 | turn p99 | added p50 | added p99 | turns measured |"
+        "| c | floor p50 | floor p99 | turns/s | turn p50 | turn p99 | added p50 | added p99 | turns measured | CPU ms per turn: service / MariaDB / bench |"
     )?;
-    writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|---|---|")?;
     for c in CONCURRENCIES {
         let rounds: Vec<_> = r.latency.iter().filter(|l| l.concurrency == c).collect();
         let fig = |f: &dyn Fn(&Stats, &Stats) -> f64| -> String {
@@ -277,7 +296,7 @@ fn latency(out: &mut String, r: &Results) -> std::fmt::Result {
         let measured: u64 = rounds.iter().map(|l| l.turns.ok).sum();
         writeln!(
             out,
-            "| {c} | {} | {} | {} | {} | {} | {} | {} | {measured} |",
+            "| {c} | {} | {} | {} | {} | {} | {} | {} | {measured} | {} |",
             fig(&|f, _| f.p50),
             fig(&|f, _| f.p99),
             {
@@ -288,9 +307,15 @@ fn latency(out: &mut String, r: &Results) -> std::fmt::Result {
             fig(&|_, t| t.p99),
             fig(&|f, t| t.p50 - f.p50),
             fig(&|f, t| t.p99 - f.p99),
+            cpu_cell(rounds.iter().map(|l| &l.cpu)),
         )?;
     }
-    writeln!(out, "\nTimes in ms.\n")
+    writeln!(
+        out,
+        "\nTimes in ms. CPU: user + system time of each process over the turn runs \
+         (`/proc/<pid>/stat`), per turn; MariaDB's includes the background jobs' \
+         statements, the bench's is the mock provider and the load generator.\n"
+    )
 }
 
 fn saturation(out: &mut String, r: &Results) -> std::fmt::Result {
@@ -312,20 +337,22 @@ fn saturation(out: &mut String, r: &Results) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "| round | ceiling turns/s | ceiling p50 / p99 ms | service turns/s | service p50 / p99 ms | service / ceiling |"
+        "| round | ceiling turns/s | ceiling p50 / p99 ms | ceiling CPU ms per turn: – / MariaDB / bench | service turns/s | service p50 / p99 ms | service CPU ms per turn: service / MariaDB / bench | service / ceiling |"
     )?;
-    writeln!(out, "|---|---|---|---|---|---|")?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|")?;
     for (i, round) in r.saturation.iter().enumerate() {
         writeln!(
             out,
-            "| {} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.1} % |",
+            "| {} | {:.0} | {:.2} / {:.2} | {} | {:.0} | {:.2} / {:.2} | {} | {:.1} % |",
             i + 1,
             round.ceiling.rate,
             round.ceiling.p50,
             round.ceiling.p99,
+            cpu_cell(std::iter::once(&round.ceiling_cpu)),
             round.service.rate,
             round.service.p50,
             round.service.p99,
+            cpu_cell(std::iter::once(&round.service_cpu)),
             100.0 * round.service.rate / round.ceiling.rate
         )?;
     }
@@ -334,14 +361,23 @@ fn saturation(out: &mut String, r: &Results) -> std::fmt::Result {
     };
     writeln!(
         out,
-        "| median | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.1} % |\n",
+        "| median | {:.0} | {:.2} / {:.2} | {} | {:.0} | {:.2} / {:.2} | {} | {:.1} % |\n",
         med(&|s| s.ceiling.rate),
         med(&|s| s.ceiling.p50),
         med(&|s| s.ceiling.p99),
+        cpu_cell(r.saturation.iter().map(|s| &s.ceiling_cpu)),
         med(&|s| s.service.rate),
         med(&|s| s.service.p50),
         med(&|s| s.service.p99),
+        cpu_cell(r.saturation.iter().map(|s| &s.service_cpu)),
         100.0 * saturation_share(r)
+    )?;
+    writeln!(
+        out,
+        "CPU: user + system time of each process during the run, per turn; with {} cores \
+         the machine has {:.0} ms of CPU per second to share between them.\n",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        1_000.0 * std::thread::available_parallelism().map_or(0.0, |n| n.get() as f64)
     )
 }
 
@@ -508,7 +544,9 @@ fn statements(out: &mut String, r: &Results) -> std::fmt::Result {
          explicit transactions; {:.1} transactions write (InnoDB's counter, the minimal \
          turn as 1), the others' writes being autocommitted statements; with pings and \
          prepares, {:.0} round trips to MariaDB. The minimal turn: {:.0} statements, \
-         {:.0} round trips.\n",
+         {:.0} round trips. One at a time (c = 1, 0 ms provider, so no queueing), a \
+         service turn took {:.2} ms (median, client side, HTTP included) and a minimal \
+         turn {:.2} ms.\n",
         service.statements,
         service.reads,
         service.writes,
@@ -516,7 +554,9 @@ fn statements(out: &mut String, r: &Results) -> std::fmt::Result {
         service.write_transactions,
         service.round_trips,
         minimal.statements,
-        minimal.round_trips
+        minimal.round_trips,
+        s.service_p50,
+        s.minimal_p50
     )
 }
 

@@ -10,7 +10,7 @@ use crate::{
     database::{self, Counters, StatusReader},
     load::{Outcome, Samples, Until, closed_loop, median},
     mock::MockProvider,
-    service::{Service, Settings},
+    service::{CpuMeter, CpuPerTurn, Service, Settings},
 };
 use anyhow::Context;
 use npc_dialogue::llm::{ChatMessage, ChatRole, tokens};
@@ -72,6 +72,7 @@ pub struct LatencyRound {
     pub concurrency: usize,
     pub floor: Stats,
     pub turns: Stats,
+    pub cpu: CpuPerTurn,
 }
 
 #[derive(Debug, Clone)]
@@ -83,7 +84,9 @@ pub struct StreamRound {
 #[derive(Debug, Clone)]
 pub struct SaturationRound {
     pub ceiling: Stats,
+    pub ceiling_cpu: CpuPerTurn,
     pub service: Stats,
+    pub service_cpu: CpuPerTurn,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,10 @@ pub struct Statements {
     /// Statements from other clients seen in the idle seconds before and after the
     /// chosen attempts (0: the server was otherwise idle).
     pub foreign_statements: i64,
+    /// Median latency of those turns, one at a time (0 ms provider), and of the
+    /// minimal turns: the serial cost of each, without queueing.
+    pub service_p50: f64,
+    pub minimal_p50: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +163,8 @@ pub struct Bench {
     pub mock: MockProvider,
     pub binary: PathBuf,
     pub server: String,
+    /// MariaDB's process, when it runs here: its CPU time per turn.
+    pub database_pid: Option<u32>,
     pub database_url: String,
     pub pool: MySqlPool,
     pub rounds: usize,
@@ -195,7 +204,7 @@ impl Bench {
             turns.create_character().await?;
             if parts.latency {
                 eprintln!("latency: floor and turns at c = 1, 16, 64, 50 ms provider");
-                self.latency(&turns, results).await?;
+                self.latency(&turns, service.pid(), results).await?;
             }
             if parts.streaming {
                 eprintln!("streaming: first delta vs the provider's first token");
@@ -233,7 +242,7 @@ impl Bench {
             }
             if parts.saturation {
                 eprintln!("saturation: ceiling and service at c = 64, 0 ms provider");
-                served += self.saturation(&turns, results).await?;
+                served += self.saturation(&turns, service.pid(), results).await?;
             }
             if served > 0 {
                 results.rss.push(RssPoint {
@@ -254,7 +263,12 @@ impl Bench {
         Ok(())
     }
 
-    async fn latency(&self, turns: &Turns, results: &mut Results) -> anyhow::Result<()> {
+    async fn latency(
+        &self,
+        turns: &Turns,
+        service: u32,
+        results: &mut Results,
+    ) -> anyhow::Result<()> {
         self.mock.set_latency(SLOW_PROVIDER);
         let conversations = Conversations {
             prefix: "lat",
@@ -273,6 +287,7 @@ impl Bench {
                 })
                 .await;
                 results.note_failures("floor", &floor);
+                let cpu = CpuMeter::start(Some(service), self.database_pid);
                 let samples = turn_load(
                     turns,
                     conversations,
@@ -296,6 +311,7 @@ impl Bench {
                     concurrency,
                     floor: Stats::from(&floor),
                     turns: Stats::from(&samples),
+                    cpu: cpu.per_turn(samples.answered()),
                 });
             }
         }
@@ -501,11 +517,11 @@ impl Bench {
                     "counted turns failed: {:?}",
                     samples.failure_examples
                 );
-                Ok(samples.answered())
+                Ok((samples.answered(), samples.p50()))
             }
         })
         .await?;
-        sent += service.2;
+        sent += service.turns;
         // The same counters around the ceiling's minimal turn, one transaction of six
         // statements: what each counter says of a turn known by construction.
         let ceiling = Ceiling::prepare(&self.database_url).await?;
@@ -532,7 +548,7 @@ impl Bench {
                     "minimal turns failed: {:?}",
                     samples.failure_examples
                 );
-                Ok(samples.ok())
+                Ok((samples.ok(), samples.p50()))
             }
         })
         .await?;
@@ -548,16 +564,23 @@ impl Bench {
                 .collect()
         };
         results.statements = Some(Statements {
-            per_turn: per_turn(&service.0),
-            minimal_per_turn: per_turn(&minimal.0),
+            per_turn: per_turn(&service.during),
+            minimal_per_turn: per_turn(&minimal.during),
             attempts: COUNT_ATTEMPTS,
-            foreign_statements: service.1 + minimal.1,
+            foreign_statements: service.foreign + minimal.foreign,
+            service_p50: service.p50,
+            minimal_p50: minimal.p50,
         });
         Ok(sent)
     }
 
     /// Returns the turns it sent.
-    async fn saturation(&self, turns: &Turns, results: &mut Results) -> anyhow::Result<u64> {
+    async fn saturation(
+        &self,
+        turns: &Turns,
+        service: u32,
+        results: &mut Results,
+    ) -> anyhow::Result<u64> {
         self.mock.set_latency(Duration::ZERO);
         let ceiling = Ceiling::prepare(&self.database_url).await?;
         // Its first transactions fill the pool and the statement caches.
@@ -570,10 +593,13 @@ impl Bench {
         let conversations = saturation_conversations();
         let mut sent = 0;
         for round in 0..self.rounds {
+            let cpu = CpuMeter::start(None, self.database_pid);
             let floor = ceiling
                 .run(SATURATION_CONCURRENCY, Until::Elapsed(CEILING_RUN))
                 .await;
+            let ceiling_cpu = cpu.per_turn(floor.answered() + floor.failures);
             results.note_failures("ceiling", &floor);
+            let cpu = CpuMeter::start(Some(service), self.database_pid);
             let samples = turn_load(
                 turns,
                 conversations,
@@ -595,7 +621,9 @@ impl Bench {
             );
             results.saturation.push(SaturationRound {
                 ceiling: Stats::from(&floor),
+                ceiling_cpu,
                 service: Stats::from(&samples),
+                service_cpu: cpu.per_turn(samples.answered()),
             });
         }
         ceiling.close().await;
@@ -666,7 +694,17 @@ fn saturation_conversations() -> Conversations {
     }
 }
 
-/// Runs `work` (which makes `COUNTED_TURNS` turns) `COUNT_ATTEMPTS` times between reads
+/// What `count_least` found.
+struct Counted {
+    during: Counters,
+    foreign: i64,
+    /// Turns made in all attempts.
+    turns: u64,
+    /// Median over the attempts of the turns' median latency (ms).
+    p50: f64,
+}
+
+/// Runs `work` (which makes `COUNTED_TURNS` turns and returns how many and their p50) `COUNT_ATTEMPTS` times between reads
 /// of the counters, with an idle second before and after to see other clients; returns
 /// the deltas of the attempt with the fewest statements (others' statements only add),
 /// the statements others made in its idle seconds, and what `work` returned in all.
@@ -674,20 +712,23 @@ async fn count_least<F, Fut>(
     reader: &mut StatusReader,
     overhead: &Counters,
     work: F,
-) -> anyhow::Result<(Counters, i64, u64)>
+) -> anyhow::Result<Counted>
 where
     F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+    Fut: std::future::Future<Output = anyhow::Result<(u64, f64)>>,
 {
     let idle = Duration::from_secs(1);
     let less_overhead = |d: Counters| database::delta(overhead, &d);
     let mut best: Option<(Counters, i64)> = None;
     let mut done = 0;
+    let mut p50s = Vec::new();
     for attempt in 0..COUNT_ATTEMPTS {
         let c0 = reader.read().await?;
         tokio::time::sleep(idle).await;
         let c1 = reader.read().await?;
-        done += work(attempt).await?;
+        let (turns, p50) = work(attempt).await?;
+        done += turns;
+        p50s.push(p50);
         let c2 = reader.read().await?;
         tokio::time::sleep(idle).await;
         let c3 = reader.read().await?;
@@ -707,7 +748,12 @@ where
         }
     }
     let (during, foreign) = best.context("no attempt")?;
-    Ok((during, foreign, done))
+    Ok(Counted {
+        during,
+        foreign,
+        turns: done,
+        p50: median(&p50s),
+    })
 }
 
 fn questions(counters: &Counters) -> i64 {

@@ -201,3 +201,61 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     }
     Ok(binary)
 }
+
+/// CPU time (user + system, all threads, exited ones included) a process has used, from
+/// `/proc/<pid>/stat`; `None` when it cannot be read (another machine's database).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ: 100 on every Linux the bench runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU used by the service, MariaDB and the bench itself (mock provider and load
+/// generator) between `start` and `per_turn`.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMeter {
+    service: Option<(u32, Duration)>,
+    database: Option<(u32, Duration)>,
+    bench: Option<Duration>,
+}
+
+/// Milliseconds of CPU per turn, by process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuPerTurn {
+    pub service: Option<f64>,
+    pub database: Option<f64>,
+    pub bench: Option<f64>,
+}
+
+impl CpuMeter {
+    pub fn start(service: Option<u32>, database: Option<u32>) -> Self {
+        let snapshot = |pid: Option<u32>| pid.and_then(|pid| Some((pid, cpu_time(pid)?)));
+        Self {
+            service: snapshot(service),
+            database: snapshot(database),
+            bench: cpu_time(std::process::id()),
+        }
+    }
+
+    pub fn per_turn(&self, turns: u64) -> CpuPerTurn {
+        let turns = turns.max(1) as f64;
+        let used = |start: Option<(u32, Duration)>| {
+            let (pid, before) = start?;
+            Some((cpu_time(pid)?.saturating_sub(before)).as_secs_f64() * 1_000.0 / turns)
+        };
+        CpuPerTurn {
+            service: used(self.service),
+            database: used(self.database),
+            bench: used(self.bench.map(|before| (std::process::id(), before))),
+        }
+    }
+}
+
+impl Service {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
