@@ -313,9 +313,22 @@ fn latency(out: &mut String, r: &Results) -> std::fmt::Result {
     writeln!(
         out,
         "\nTimes in ms. CPU: user + system time of each process over the turn runs \
-         (`/proc/<pid>/stat`), per turn; MariaDB's includes the background jobs' \
-         statements, the bench's is the mock provider and the load generator.\n"
-    )
+         (`/proc/<pid>/stat`), per turn; the service's and MariaDB's include the \
+         background jobs' work, the bench's is the mock provider and the load generator."
+    )?;
+    if let Some(pending) = r.jobs_pending {
+        writeln!(
+            out,
+            "Background jobs (summaries, extraction; the same 50 ms provider) waiting when \
+             the latency runs ended: {pending}{}.",
+            if pending > 100 {
+                ": the two workers did not keep up, so they were busy all along"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(out)
 }
 
 fn saturation(out: &mut String, r: &Results) -> std::fmt::Result {

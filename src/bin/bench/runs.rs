@@ -135,6 +135,9 @@ pub struct Results {
     pub latency: Vec<LatencyRound>,
     /// (turns answered, messages stored) over the latency runs.
     pub persisted: Option<(u64, u64)>,
+    /// Background jobs waiting when the latency runs ended: whether the two workers
+    /// kept up with the turns.
+    pub jobs_pending: Option<i64>,
     pub streaming: Vec<StreamRound>,
     pub history: Vec<HistoryMark>,
     pub facts: Vec<FactsRow>,
@@ -317,6 +320,11 @@ impl Bench {
         }
         let stored = database::messages_stored(&self.pool, "lat-").await?;
         results.persisted = Some((answered, stored));
+        results.jobs_pending = Some(
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?,
+        );
         Ok(())
     }
 
