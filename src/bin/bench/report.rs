@@ -239,7 +239,7 @@ fn targets(out: &mut String, r: &Results) -> std::fmt::Result {
         )?;
         writeln!(
             out,
-            "| … turn latency (0 ms provider), median of {} turns | ×{latency:.2} ({:.2} vs {:.2} ms) | {} |",
+            "| … turn latency (0 ms provider; per round the median of {} turns, then the median of the rounds) | ×{latency:.2} ({:.2} vs {:.2} ms) | {} |",
             crate::runs::HISTORY_WINDOW,
             last.latency_median,
             first.latency_median,
@@ -607,11 +607,13 @@ fn history(out: &mut String, r: &Results) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "500 turns in a row on one conversation, 0 ms provider (so latency is the service's \
-         own); the mock answers summaries with ~150 words and each extraction with a new \
-         fact. Before each of the 5 turns ending at a mark the background queue of the \
-         conversation was drained. Prompt tokens are counted (o200k, chat overhead \
-         included) on the last prompt the mock received at the mark.\n"
+        "Each round, 500 turns in a row on a conversation of its own, 0 ms provider (so \
+         latency is the service's own); the mock answers summaries with ~150 words and \
+         each extraction with a new fact. Before each of the 5 turns ending at a mark the \
+         background queue of the conversation was drained. Latency: the median of those 5 \
+         turns, then the median of the rounds (min–max: of all the turns). Prompt tokens \
+         are counted (o200k, chat overhead included) on the last prompt the mock received \
+         at the mark (the largest of the rounds).\n"
     )?;
     writeln!(
         out,

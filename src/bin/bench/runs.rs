@@ -384,43 +384,56 @@ impl Bench {
         Ok(())
     }
 
+    /// One long conversation per round; at each mark the median of its window's turns,
+    /// then the median of those over the rounds.
     async fn history(&self, turns: &Turns, results: &mut Results) -> anyhow::Result<()> {
         self.mock.set_latency(Duration::ZERO);
-        let conversation = "history-1";
-        let player = "p-history-1";
-        let mut window: Vec<f64> = Vec::new();
-        let mut drained_all = true;
-        for turn in 1..=HISTORY_TURNS {
-            let mark = HISTORY_MARKS
-                .iter()
-                .copied()
-                .find(|mark| turn + HISTORY_WINDOW > *mark && turn <= *mark);
-            // In a measured window, let the background work catch up first, so that each
-            // measured prompt carries a summary as fresh as the batching policy allows.
-            if mark.is_some() {
-                drained_all &=
-                    database::drain_jobs(&self.pool, conversation, Duration::from_secs(5)).await?;
+        // Per mark: the window medians of the rounds, every latency, all drained, the
+        // prompt (tokens, messages) of each round.
+        let mut marks: Vec<(Vec<f64>, Vec<f64>, bool, Vec<(u32, usize)>)> =
+            vec![(Vec::new(), Vec::new(), true, Vec::new()); HISTORY_MARKS.len()];
+        for round in 0..self.rounds {
+            let conversation = format!("history-{round}");
+            let player = format!("p-history-{round}");
+            let mut window: Vec<f64> = Vec::new();
+            for turn in 1..=HISTORY_TURNS {
+                let mark = HISTORY_MARKS
+                    .iter()
+                    .position(|mark| turn + HISTORY_WINDOW > *mark && turn <= *mark);
+                // In a measured window, let the background work catch up first, so that
+                // each measured prompt carries a summary as fresh as the batching policy
+                // allows.
+                if let Some(mark) = mark {
+                    marks[mark].2 &=
+                        database::drain_jobs(&self.pool, &conversation, Duration::from_secs(5))
+                            .await?;
+                }
+                let latency = match turns.turn(&conversation, &player, turn).await {
+                    Outcome::Ok(latency) => latency.as_secs_f64() * 1_000.0,
+                    other => anyhow::bail!("history turn {turn}: {other:?}"),
+                };
+                let Some(mark) = mark else { continue };
+                window.push(latency);
+                marks[mark].1.push(latency);
+                if turn == HISTORY_MARKS[mark] {
+                    marks[mark].0.push(median(&window));
+                    marks[mark].3.push(self.last_prompt()?);
+                    window.clear();
+                }
             }
-            let latency = match turns.turn(conversation, player, turn).await {
-                Outcome::Ok(latency) => latency,
-                other => anyhow::bail!("history turn {turn}: {other:?}"),
-            };
-            let Some(mark) = mark else { continue };
-            window.push(latency.as_secs_f64() * 1_000.0);
-            if turn == mark {
-                let (prompt_tokens, prompt_messages) = self.last_prompt()?;
-                results.history.push(HistoryMark {
-                    message: mark * 2,
-                    prompt_tokens,
-                    prompt_messages,
-                    latency_median: median(&window),
-                    latency_min: window.iter().copied().fold(f64::INFINITY, f64::min),
-                    latency_max: window.iter().copied().fold(0.0, f64::max),
-                    drained: drained_all,
-                });
-                window.clear();
-                drained_all = true;
-            }
+        }
+        for (mark, (medians, all, drained, prompts)) in HISTORY_MARKS.iter().zip(marks) {
+            let (prompt_tokens, prompt_messages) =
+                prompts.iter().copied().max().unwrap_or_default();
+            results.history.push(HistoryMark {
+                message: mark * 2,
+                prompt_tokens,
+                prompt_messages,
+                latency_median: median(&medians),
+                latency_min: all.iter().copied().fold(f64::INFINITY, f64::min),
+                latency_max: all.iter().copied().fold(0.0, f64::max),
+                drained,
+            });
         }
         Ok(())
     }
