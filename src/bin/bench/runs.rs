@@ -100,6 +100,19 @@ pub struct HistoryMark {
     pub drained: bool,
 }
 
+/// What the history run saw at one mark, over the rounds.
+#[derive(Debug, Clone, Default)]
+struct MarkSamples {
+    /// The median of each round's window.
+    window_medians: Vec<f64>,
+    /// Every latency of every window.
+    latencies: Vec<f64>,
+    /// Whether every drain before a window's turn emptied the queue.
+    drained: bool,
+    /// (tokens, messages) of the mark turn's prompt, by round.
+    prompts: Vec<(u32, usize)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct FactsRow {
     pub facts: usize,
@@ -388,10 +401,13 @@ impl Bench {
     /// then the median of those over the rounds.
     async fn history(&self, turns: &Turns, results: &mut Results) -> anyhow::Result<()> {
         self.mock.set_latency(Duration::ZERO);
-        // Per mark: the window medians of the rounds, every latency, all drained, the
-        // prompt (tokens, messages) of each round.
-        let mut marks: Vec<(Vec<f64>, Vec<f64>, bool, Vec<(u32, usize)>)> =
-            vec![(Vec::new(), Vec::new(), true, Vec::new()); HISTORY_MARKS.len()];
+        let mut marks = vec![
+            MarkSamples {
+                drained: true,
+                ..MarkSamples::default()
+            };
+            HISTORY_MARKS.len()
+        ];
         for round in 0..self.rounds {
             let conversation = format!("history-{round}");
             let player = format!("p-history-{round}");
@@ -404,7 +420,7 @@ impl Bench {
                 // each measured prompt carries a summary as fresh as the batching policy
                 // allows.
                 if let Some(mark) = mark {
-                    marks[mark].2 &=
+                    marks[mark].drained &=
                         database::drain_jobs(&self.pool, &conversation, Duration::from_secs(5))
                             .await?;
                 }
@@ -414,25 +430,29 @@ impl Bench {
                 };
                 let Some(mark) = mark else { continue };
                 window.push(latency);
-                marks[mark].1.push(latency);
+                marks[mark].latencies.push(latency);
                 if turn == HISTORY_MARKS[mark] {
-                    marks[mark].0.push(median(&window));
-                    marks[mark].3.push(self.last_prompt()?);
+                    marks[mark].window_medians.push(median(&window));
+                    marks[mark].prompts.push(self.last_prompt()?);
                     window.clear();
                 }
             }
         }
-        for (mark, (medians, all, drained, prompts)) in HISTORY_MARKS.iter().zip(marks) {
+        for (mark, samples) in HISTORY_MARKS.iter().zip(marks) {
             let (prompt_tokens, prompt_messages) =
-                prompts.iter().copied().max().unwrap_or_default();
+                samples.prompts.iter().copied().max().unwrap_or_default();
             results.history.push(HistoryMark {
                 message: mark * 2,
                 prompt_tokens,
                 prompt_messages,
-                latency_median: median(&medians),
-                latency_min: all.iter().copied().fold(f64::INFINITY, f64::min),
-                latency_max: all.iter().copied().fold(0.0, f64::max),
-                drained,
+                latency_median: median(&samples.window_medians),
+                latency_min: samples
+                    .latencies
+                    .iter()
+                    .copied()
+                    .fold(f64::INFINITY, f64::min),
+                latency_max: samples.latencies.iter().copied().fold(0.0, f64::max),
+                drained: samples.drained,
             });
         }
         Ok(())
