@@ -1,0 +1,256 @@
+//! `cargo run --release --bin bench -- all`: the load benchmark (issue 12). Starts a mock
+//! provider in this process, the release service as a child process on a fresh
+//! database, and a closed-loop load generator, all on 127.0.0.1; prints the figures as
+//! markdown against the issue's targets and (for `all`) writes them into
+//! `BENCHMARKS.md`. Bounded: `all` takes at most about 10 minutes, the build excluded.
+//!
+//! Not a test and not run by CI: figures depend on the machine.
+
+mod ceiling;
+mod client;
+mod database;
+mod load;
+mod mock;
+mod report;
+mod runs;
+mod service;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use runs::{Bench, Parts, Results};
+use std::{path::Path, process::ExitCode, time::Duration};
+use tokio::time::Instant;
+
+/// The whole of `all`, from the first start-up to the database dropped. The memory run
+/// stops early enough to stay inside it.
+const BUDGET: Duration = Duration::from_secs(600);
+/// Kept back from the budget for stopping the service and dropping the database.
+const TEARDOWN: Duration = Duration::from_secs(30);
+
+#[derive(Parser)]
+#[command(about = "Load benchmark of npc-dialogue (all traffic on 127.0.0.1)")]
+struct Cli {
+    #[command(subcommand)]
+    part: Part,
+    /// Rounds of each latency, streaming and saturation run; figures are their medians.
+    #[arg(long, default_value_t = 3, global = true)]
+    rounds: usize,
+    /// Turns the memory run goes to (RSS is read at 10,000 and there).
+    #[arg(long, default_value_t = 100_000, global = true)]
+    soak_turns: u64,
+    /// Print the report without writing BENCHMARKS.md (`all` writes it otherwise).
+    #[arg(long, global = true)]
+    no_write: bool,
+    /// MariaDB server to create the bench database on.
+    #[arg(
+        long,
+        env = "BENCH_MYSQL_URL",
+        default_value = "mysql://root@127.0.0.1:3306",
+        global = true
+    )]
+    mysql_url: String,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Everything below, then BENCHMARKS.md.
+    All,
+    /// The floor and turns at c = 1, 16, 64 over a 50 ms provider.
+    Latency,
+    /// Time to the first streamed delta vs the provider's first token.
+    Streaming,
+    /// Turns/s at c = 64 over a 0 ms provider vs the database-only ceiling.
+    Saturation,
+    /// Statements and transactions per turn from MariaDB's status counters.
+    Statements,
+    /// RSS of the service at start, after 10k and after 100k turns.
+    Rss,
+    /// Prompt tokens and latency at message 20, 200 and 1,000 of one conversation.
+    History,
+    /// Turn latency with 10, 100 and 1,000 facts stored.
+    Facts,
+}
+
+impl Part {
+    fn parts(self) -> Parts {
+        let all = self == Self::All;
+        Parts {
+            latency: all || self == Self::Latency,
+            streaming: all || self == Self::Streaming,
+            history: all || self == Self::History,
+            facts: all || self == Self::Facts,
+            statements: all || self == Self::Statements,
+            saturation: all || self == Self::Saturation,
+            rss: all || self == Self::Rss,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Latency => "latency",
+            Self::Streaming => "streaming",
+            Self::Saturation => "saturation",
+            Self::Statements => "statements",
+            Self::Rss => "rss",
+            Self::History => "history",
+            Self::Facts => "facts",
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench failed: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let binary = service::binary()?;
+    let started = Instant::now();
+    let load_before = load_average();
+    let server = cli.mysql_url.trim_end_matches('/').to_owned();
+    let mariadb = database::server_version(&server)
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let database = database::BenchDatabase::create(&server).await?;
+    eprintln!(
+        "bench {}: database {} (dropped at the end)",
+        cli.part.name(),
+        database.name
+    );
+    let mut results = Results::default();
+    // Interrupted or out of time, the services are killed (dropped) and the database
+    // still dropped.
+    let limit = BUDGET - TEARDOWN / 3;
+    let measured = tokio::time::timeout(
+        limit,
+        measure(cli, &binary, &database, started, &mut results),
+    );
+    let outcome = tokio::select! {
+        outcome = measured => outcome.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!("out of time: the runs took over {} s", limit.as_secs()))
+        }),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let dropped = database.drop().await;
+    outcome?;
+    dropped?;
+    let info = report::RunInfo {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        command: command(cli),
+        commit: git_commit(),
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        cpu: cpu_model(),
+        ram_gib: ram_gib(),
+        mariadb,
+        rounds: cli.rounds,
+        total: started.elapsed(),
+        load_before,
+    };
+    let markdown = report::render(&results, &info);
+    println!("{markdown}");
+    if cli.part == Part::All && !cli.no_write {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+        let document = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, report::replace_section(&document, &markdown))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("written to {}", path.display());
+    }
+    eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn measure(
+    cli: &Cli,
+    binary: &Path,
+    database: &database::BenchDatabase,
+    started: Instant,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy(&database.url())?;
+    let bench = Bench {
+        client: client::http_client()?,
+        mock: mock::MockProvider::start().await?,
+        binary: binary.to_owned(),
+        server: database.server.clone(),
+        database_pid: database::server_pid(&database.server).await,
+        database_url: database.url(),
+        pool: pool.clone(),
+        rounds: cli.rounds.max(1),
+        deadline: started + BUDGET - TEARDOWN,
+        soak_turns: cli.soak_turns,
+    };
+    let outcome = bench.run(cli.part.parts(), results).await;
+    pool.close().await;
+    outcome
+}
+
+fn command(cli: &Cli) -> String {
+    let mut command = format!(
+        "cargo build --release && cargo run --release --bin bench -- {}",
+        cli.part.name()
+    );
+    if cli.rounds != 3 {
+        command.push_str(&format!(" --rounds {}", cli.rounds));
+    }
+    if cli.soak_turns != 100_000 {
+        command.push_str(&format!(" --soak-turns {}", cli.soak_turns));
+    }
+    command
+}
+
+fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn ram_gib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kib| kib / (1024.0 * 1024.0))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
