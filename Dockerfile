@@ -21,7 +21,7 @@ COPY migrations ./migrations
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/build/target,sharing=locked \
-    cargo build --release --locked \
+    cargo build --release --locked --bin npc-dialogue \
  && install -D -m 0755 target/release/npc-dialogue /out/npc-dialogue
 
 # ---- runtime -----------------------------------------------------------------------
