@@ -97,11 +97,10 @@ fn view(player_id: String, month: String, status: BudgetStatus) -> PlayerMonth {
 
 /// This month of one player. Dashboards see settled spend only, not calls in flight.
 pub async fn month(services: &Services, player_id: &PlayerId) -> ServiceResult<PlayerMonth> {
-    let status = services.ledger.status(player_id).await?;
-    let now = crate::store::database_now(&services.pool).await?;
+    let (month, status) = services.ledger.month_status(player_id).await?;
     Ok(view(
         player_id.as_str().to_owned(),
-        spend::month_of(now),
+        month,
         BudgetStatus {
             reserved: Usd::ZERO,
             ..status

@@ -163,17 +163,24 @@ impl Ledger {
 
     /// Reads the player's month without locking (for choosing a model, for dashboards).
     pub async fn status(&self, player_id: &PlayerId) -> sqlx::Result<BudgetStatus> {
+        self.month_status(player_id).await.map(|(_, status)| status)
+    }
+
+    /// As `status`, with the month (`YYYY-MM`, by the database's clock) it is of.
+    pub async fn month_status(&self, player_id: &PlayerId) -> sqlx::Result<(String, BudgetStatus)> {
         let pool = &self.pool;
         let now = store::database_now(pool).await?;
+        let month = spend::month_of(now);
         let limit = spend::monthly_limit(pool, player_id)
             .await?
             .unwrap_or(self.config.player_monthly_budget_usd);
-        Ok(BudgetStatus {
-            spent: spend::month_spend(pool, player_id, &spend::month_of(now)).await?,
+        let status = BudgetStatus {
+            spent: spend::month_spend(pool, player_id, &month).await?,
             reserved: spend::reserved(pool, player_id, now).await?,
             limit,
             warning_ratio: self.config.budget_warning_ratio,
-        })
+        };
+        Ok((month, status))
     }
 
     /// Reserves a call of at most `worst_case`: one quota slot (when `take_quota`) and the
