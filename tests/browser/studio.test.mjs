@@ -298,6 +298,31 @@ try {
     await page.locator('#usage-breakdown rect.bar').first().waitFor();
   });
 
+  await step('a long history pages back', async () => {
+    // Plain turns through the API (the mock answers them at once): 22 messages.
+    for (let turn = 1; turn <= 11; turn += 1) {
+      await apiOk('POST', '/conversations/c-long/messages', {
+        body: { player_id: 'p-9', character_id: CHARACTER, content: `line ${turn}` },
+      });
+    }
+    await nav(page, 'Playground');
+    await page.locator('#play-player').fill('p-9');
+    await page.locator('#play-player').dispatchEvent('change');
+    await page.locator('#play-conversation option[value="c-long"]').waitFor({ state: 'attached' });
+    await page.locator('#play-conversation').selectOption('c-long');
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    const seqs = async () => (await page.locator('#chat .msg').evaluateAll(
+      (nodes) => nodes.map((node) => Number(node.dataset.seq)),
+    ));
+    await until('the newest page is shown', async () => (await seqs()).length === 20);
+    assert.deepEqual(await seqs(), Array.from({ length: 20 }, (_, i) => i + 3), 'the newest 20, oldest first');
+    await page.getByRole('button', { name: 'Load older messages' }).click();
+    await until('the older page is shown', async () => (await seqs()).length === 22);
+    assert.deepEqual(await seqs(), Array.from({ length: 22 }, (_, i) => i + 1));
+    assert.equal(await page.locator('#older').isVisible(), false, 'nothing older than seq 1');
+    assert.equal(await page.locator('#chat .msg .content').first().textContent(), 'line 1');
+  });
+
   await step('a read-only key cannot edit, in the page or by force', async () => {
     const readContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     readContext.setDefaultTimeout(10000);
