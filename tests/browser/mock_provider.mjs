@@ -27,7 +27,7 @@ const LINES = [
 
 const FACTS = [
   { word: /\bcat\b|whiskers/i, fact: { text: 'Player has a cat named Whiskers', importance: 7 } },
-  { word: /\broom\b/i, fact: { text: 'Player is looking for a room for the night', importance: 5 } },
+  { word: /\brooms?\b/i, fact: { text: 'Player is looking for a room for the night', importance: 5 } },
   { word: /breakfast/i, fact: { text: 'Player cares about breakfast', importance: 3 } },
 ];
 
