@@ -152,7 +152,7 @@ try {
     await page.locator('#character-name').fill('Mara');
     await page.keyboard.press('Enter'); // a form submits with Enter
     await page.locator('#character-list button', { hasText: CHARACTER }).waitFor();
-    let stored = await apiOk('GET', `/characters/${CHARACTER}`);
+    const stored = await apiOk('GET', `/characters/${CHARACTER}`);
     assert.equal(stored.name, 'Mara');
     assert.equal(stored.model, null);
     assert.deepEqual(stored.fallback_lines, { high: ['Ah, my favourite guest!', 'Back again?'], medium: [], low: ['Make it quick.'] });
@@ -161,9 +161,10 @@ try {
     assert.equal(await page.locator('#character-id').getAttribute('readonly'), '', 'an id is not renamed');
     await page.locator('#character-persona').fill('Gruff innkeeper of the Crooked Stag. Speaks plainly, counts coins.');
     await page.getByRole('button', { name: 'Save character' }).click();
+    await until('the edit is stored', async () =>
+      /counts coins/.test((await apiOk('GET', `/characters/${CHARACTER}`)).persona));
     await page.locator('#notice', { hasText: 'Saved Mara' }).waitFor();
-    stored = await apiOk('GET', `/characters/${CHARACTER}`);
-    assert.match(stored.persona, /counts coins/);
+    await page.locator('#character-saved', { hasText: 'Last saved' }).waitFor();
     await screenshot(page, '02-characters');
   });
 
@@ -247,9 +248,18 @@ try {
     const row = page.locator('#facts tr', { hasText: CAT_FACT });
     assert.equal(await row.locator('td').nth(1).textContent(), '7 / 10');
     assert.match(await row.locator('td').nth(2).textContent(), new RegExp(conversationId));
+    // Background calls are billed too: once they are done, the spend holds still.
+    await until('the background work is done', async () => {
+      const jobs = await apiOk('GET', '/jobs/stats');
+      return jobs.pending === 0 && jobs.running === 0;
+    });
     const budget = await apiOk('GET', `/usage/budget?player_id=${PLAYER}`);
     assert.ok(budget.spent_usd > 0);
-    assert.match(await page.locator('#budget').textContent(), new RegExp(usd(budget.spent_usd).replace('$', '\\$')));
+    await until('the page shows the month\'s spend', async () => {
+      if ((await page.locator('#budget').textContent()).includes(usd(budget.spent_usd))) return true;
+      await page.getByRole('button', { name: 'Inspect', exact: true }).click();
+      return false;
+    });
     await screenshot(page, '05-inspector');
 
     const before = await apiOk('GET', `/memory?character_id=${CHARACTER}&player_id=${PLAYER}`);
@@ -260,7 +270,8 @@ try {
     const after = await apiOk('GET', `/memory?character_id=${CHARACTER}&player_id=${PLAYER}`);
     assert.equal(after.facts.length, before.facts.length - 1);
     assert.ok(!after.facts.some((fact) => fact.text === CAT_FACT), 'the fact is gone from the API too');
-    assert.equal(await page.locator('#facts tr').count(), after.facts.length);
+    await until('the table is the API\'s list', async () =>
+      (await page.locator('#facts tr').count()) === after.facts.length);
 
     await page.locator('#budget-limit').fill('2.5');
     await page.keyboard.press('Enter');

@@ -300,6 +300,7 @@
   async function saveCharacter(event) {
     event.preventDefault();
     if (!canWrite()) return;
+    notify('');
     const id = $('character-id').value.trim();
     const lines = {};
     for (const tier of ['high', 'medium', 'low']) {
@@ -636,16 +637,17 @@
 
   async function loadPairConversations() {
     const pair = state.pair;
-    const list = clear($('inspect-conversations'));
     try {
       const data = await api(
         'GET',
         '/conversations' + query({ character_id: pair.character, player_id: pair.player, limit: 20 }),
       );
-      $('inspect-no-conversations').hidden = data.conversations.length > 0;
       const details = await Promise.all(
         data.conversations.map((c) => api('GET', '/conversations/' + enc(c.id))),
       );
+      if (state.pair !== pair) return;
+      const list = clear($('inspect-conversations'));
+      $('inspect-no-conversations').hidden = details.length > 0;
       for (const detail of details) {
         const summary = detail.summary
           ? el('p', { class: 'summary-text' }, detail.summary)
@@ -667,12 +669,13 @@
 
   async function loadFacts() {
     const pair = state.pair;
-    const body = clear($('facts'));
     try {
       const data = await api(
         'GET',
         '/memory' + query({ character_id: pair.character, player_id: pair.player, limit: 200 }),
       );
+      if (state.pair !== pair) return;
+      const body = clear($('facts'));
       $('no-facts').hidden = data.facts.length > 0;
       for (const fact of data.facts) {
         const actions = el('td', {});
@@ -943,9 +946,9 @@
   }
 
   async function loadBudgets() {
-    const body = clear($('budgets'));
     try {
       const data = await api('GET', '/usage/budgets' + query({ status: $('budget-status').value, limit: 50 }));
+      const body = clear($('budgets'));
       $('no-budgets').hidden = data.players.length > 0;
       for (const player of data.players) {
         const status = player.over_budget ? 'over' : 'warning';
@@ -966,9 +969,9 @@
   }
 
   async function loadJobs() {
-    const list = clear($('jobs'));
     try {
       const stats = await api('GET', '/jobs/stats');
+      const list = clear($('jobs'));
       for (const name of ['pending', 'running', 'parked']) {
         list.append(el('div', {}, el('dt', {}, name), el('dd', { 'data-jobs': name }, count(stats[name]))));
       }
