@@ -96,6 +96,15 @@ def _fit_history_direction(query: dict) -> None:
         query.pop("after_seq")
 
 
+# GET /conversations: `player_id`, `character_id` or both; a list of everything is not
+# offered (400).
+
+
+def _fit_list_owner(query: dict) -> None:
+    if "player_id" not in query and "character_id" not in query:
+        query["player_id"] = "schemathesis-player"
+
+
 # Paging cursors are opaque: only those the service gave are valid. A drawn one could be
 # any hex; keep it only if it reads as one the service could have made
 # (`service::conversations::ListCursor`, `service::money::budgets::BudgetCursor`).
@@ -150,13 +159,16 @@ def map_case(context, case):
     path = case.operation.path
     if case.headers and path.startswith("/conversations/{conversation_id}/messages"):
         _fit_idempotency_key(case.headers)
+    if case.query is None and path == "/conversations" and case.method.upper() == "GET":
+        case.query = {}
     if case.query is None:
         return case
     if path == "/usage":
         _fit_usage_range(case.query)
     elif path == "/conversations/{conversation_id}/messages" and case.method.upper() == "GET":
         _fit_history_direction(case.query)
-    elif path == "/conversations":
+    elif path == "/conversations" and case.method.upper() == "GET":
+        _fit_list_owner(case.query)
         _fit_cursor(case, _LIST_CURSOR)
     elif path == "/usage/budgets":
         _fit_cursor(case, _BUDGET_CURSOR)

@@ -13,9 +13,10 @@ use crate::{
     service::{
         characters::Character,
         conversations::{self, HistoryPage, ListCursor},
-        money::Spent,
         turn::{
-            self, exchange::Exchange, exchange::TurnOutcome, idempotency::IdempotencyKey,
+            self,
+            exchange::{Exchange, TurnOutcome, TurnUsage},
+            idempotency::IdempotencyKey,
             input::Turn,
         },
     },
@@ -118,14 +119,23 @@ pub struct CallCost {
     pub completion_tokens: u32,
     #[schema(value_type = f64)]
     pub cost_usd: crate::domain::Usd,
+    /// The reply's LLM time, in milliseconds: from the turn's first LLM call (its quota and
+    /// budget reservation included) to the end of the reply, retries, the waits between
+    /// them and `LLM_FALLBACK_MODEL` included; for a streamed turn, until the last piece.
+    /// Not the whole request: waiting behind earlier turns of the conversation, reading
+    /// the history and storing the exchange are not counted. 0 when no call was made (a
+    /// canned line for `llm_not_configured`, `rate_limited`, `budget_exceeded`,
+    /// `circuit_open`). A replayed answer carries the first turn's figure.
+    pub latency_ms: u32,
 }
 
-impl From<Spent> for CallCost {
-    fn from(spent: Spent) -> Self {
+impl From<TurnUsage> for CallCost {
+    fn from(usage: TurnUsage) -> Self {
         Self {
-            prompt_tokens: spent.prompt_tokens,
-            completion_tokens: spent.completion_tokens,
-            cost_usd: spent.cost_usd,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost_usd: usage.cost_usd,
+            latency_ms: usage.latency_ms,
         }
     }
 }
@@ -336,10 +346,11 @@ impl From<conversations::ConversationSummary> for ConversationSummary {
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Whose conversations (required).
-    #[param(value_type = GameId)]
-    pub player_id: String,
-    /// Only those with this character.
+    /// Whose conversations. Give this, `character_id`, or both (neither: 400).
+    #[param(value_type = Option<GameId>)]
+    pub player_id: Option<String>,
+    /// Only those with this character; without `player_id`, the character's conversations
+    /// with every player.
     #[param(value_type = Option<GameId>)]
     pub character_id: Option<String>,
     /// Page size, 1–100 (default 20).
@@ -399,19 +410,24 @@ pub async fn list_messages(
     }))
 }
 
-/// A player's conversations, most recently updated first, with counts, unread count
-/// and the last message.
+/// Conversations, most recently updated first, with counts, unread count and the last
+/// message: a player's (`player_id`), a character's with every player (`character_id`),
+/// or one pair's (both). At least one of the two is required (400 otherwise).
 #[utoipa::path(get, path = "/conversations", tag = "conversations",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of conversations", body = ConversationList),
-        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 400, description = "Invalid query, or neither `player_id` nor `character_id`", body = ErrorBody),
     ))]
 pub async fn list_conversations(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<ConversationList>, ApiError> {
-    let player_id = PlayerId::parse(&query.player_id)?;
+    let player_id = query
+        .player_id
+        .as_deref()
+        .map(PlayerId::parse)
+        .transpose()?;
     let character_id = query
         .character_id
         .as_deref()
@@ -429,7 +445,7 @@ pub async fn list_conversations(
         .transpose()?;
     let list = conversations::list(
         &state,
-        &player_id,
+        player_id.as_ref(),
         character_id.as_ref(),
         limit,
         after.as_ref(),
@@ -445,20 +461,40 @@ pub async fn list_conversations(
     }))
 }
 
-/// One conversation, as in the list.
+/// One conversation: as in the list, and with its running summary.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: ConversationSummary,
+    /// The running summary of the messages older than the recent window, as the prompt
+    /// gets it; null until the first refresh (`SUMMARY_BATCH` messages must have left the
+    /// window of `CONTEXT_RECENT_MESSAGES`).
+    pub summary: Option<String>,
+}
+
+impl From<conversations::ConversationDetail> for ConversationDetail {
+    fn from(detail: conversations::ConversationDetail) -> Self {
+        Self {
+            conversation: detail.listed.into(),
+            summary: detail.summary,
+        }
+    }
+}
+
+/// One conversation, as in the list, with its running summary.
 #[utoipa::path(get, path = "/conversations/{conversation_id}", tag = "conversations",
     params(("conversation_id" = GameId, Path, description = "Conversation id")),
     responses(
-        (status = 200, description = "The conversation", body = ConversationSummary),
+        (status = 200, description = "The conversation", body = ConversationDetail),
         (status = 404, description = "Unknown conversation", body = ErrorBody),
     ))]
 pub async fn get_conversation(
     State(state): State<AppState>,
     Path(conversation_id): Path<String>,
-) -> Result<Json<ConversationSummary>, ApiError> {
+) -> Result<Json<ConversationDetail>, ApiError> {
     let conversation_id = ConversationId::parse(&conversation_id)?;
     Ok(Json(
-        conversations::summary(&state, &conversation_id)
+        conversations::detail(&state, &conversation_id)
             .await?
             .into(),
     ))

@@ -175,18 +175,26 @@ fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// 401 without a known key, 403 when a read-only key tries to write.
+/// 401 without a known key, 403 when a read-only key tries to write. A request let
+/// through carries its `Access` (full when no keys are configured) for the handler.
 pub async fn require_api_key(
     State(keys): State<Arc<ApiKeys>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if !keys.enabled() {
+        request.extensions_mut().insert(Access::Full);
         return next.run(request).await;
     }
     match bearer_token(request.headers()).and_then(|token| keys.access(token)) {
-        Some(Access::Full) => next.run(request).await,
-        Some(Access::ReadOnly) if is_read(request.method()) => next.run(request).await,
+        Some(Access::Full) => {
+            request.extensions_mut().insert(Access::Full);
+            next.run(request).await
+        }
+        Some(Access::ReadOnly) if is_read(request.method()) => {
+            request.extensions_mut().insert(Access::ReadOnly);
+            next.run(request).await
+        }
         Some(Access::ReadOnly) => ApiError::Forbidden.into_response(),
         None => {
             let mut response = ApiError::Unauthorized.into_response();

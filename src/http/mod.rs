@@ -1,6 +1,7 @@
 //! The HTTP surface: routes (one module per resource), their OpenAPI document, and
 //! the layers every request passes through.
 
+pub mod auth;
 pub mod characters;
 pub mod conversations;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod ops;
 pub mod players;
 pub mod responses;
 pub mod stream;
+pub mod studio;
 pub mod usage;
 pub mod wire;
 
@@ -57,7 +59,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "characters", description = "The NPCs"),
         (name = "usage", description = "Tokens, spend and budgets"),
         (name = "memory", description = "What characters remember, and forgetting"),
-        (name = "operations", description = "Health and metrics")
+        (name = "operations", description = "Health, metrics, the job queue and the caller's role")
     )
 )]
 struct ApiDoc;
@@ -98,6 +100,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(memory::list_memory))
         .routes(routes!(memory::delete_fact))
         .routes(routes!(ops::metrics))
+        .routes(routes!(ops::job_stats))
+        .routes(routes!(auth::whoami))
 }
 
 /// Routes open to load balancers and orchestrators.
@@ -171,13 +175,21 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     // Health probes stay outside the cap on requests in flight: an overloaded replica is
     // alive, and says whether its database answers.
     let in_flight = Arc::new(Semaphore::new(config.http.max_concurrent_requests as usize));
+    let rate_limit = rate_limit(&config, &keys)?;
     let api = api
         .layer(from_fn_with_state(
             keys.clone(),
             middleware::require_api_key,
         ))
         .layer(from_fn_with_state(in_flight, middleware::cap_in_flight))
-        .layer(rate_limit(&config, &keys)?);
+        .layer(rate_limit.clone());
+    // Pages for people, open without a key (the SPEC's studio support): the studio and
+    // the API docs with the document they show. Every API call they make needs a key.
+    // Rate limited like the API, per client address.
+    let pages = Router::new()
+        .merge(studio::router())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .layer(rate_limit);
 
     let request_layers = ServiceBuilder::new()
         .layer(from_fn(middleware::drop_unacceptable_request_id))
@@ -211,13 +223,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(api)
         .merge(health)
         .with_state(state)
-        // The SPEC opens only the health endpoints; the document and its page need a key
-        // (a read-only one will do) like every other read.
-        .merge(
-            Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc)).layer(
-                from_fn_with_state(keys.clone(), middleware::require_api_key),
-            ),
-        )
+        .merge(pages)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

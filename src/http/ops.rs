@@ -1,4 +1,5 @@
-//! Health endpoints, open to probes without a key, and `/metrics`, behind one.
+//! Health endpoints, open to probes without a key; `/metrics` and `/jobs/stats`, behind
+//! one.
 
 use super::error::ApiError;
 use super::{AppState, extract::Json};
@@ -55,6 +56,34 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         handle.render(),
     )
         .into_response())
+}
+
+/// The background job queue of all replicas.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobStats {
+    /// Waiting for a worker: due now, or deferred (retry backoff, or a player in the
+    /// budget warning band).
+    pub pending: i64,
+    /// Held by a worker now (a worker that died holds its job until the lease expires).
+    pub running: i64,
+    /// Given up after `JOB_MAX_ATTEMPTS` failures: kept with their last error, never
+    /// retried.
+    pub parked: i64,
+}
+
+/// How many background jobs (summaries, fact extraction) are pending, running and
+/// parked, across all replicas, counted now.
+#[utoipa::path(get, path = "/jobs/stats", tag = "operations",
+    responses(
+        (status = 200, description = "Jobs by status", body = JobStats),
+    ))]
+pub async fn job_stats(State(state): State<AppState>) -> Result<Json<JobStats>, ApiError> {
+    let sample = jobs::stats(&state).await?;
+    Ok(Json(JobStats {
+        pending: sample.pending,
+        running: sample.running,
+        parked: sample.parked,
+    }))
 }
 
 /// Gauges read at scrape time. A database that does not answer leaves the job gauges at

@@ -4,7 +4,7 @@ use crate::{
     domain::{CharacterId, ConversationId, ParseError, PlayerId, Role, Source},
     service::{ServiceError, ServiceResult, Services},
     store::{
-        conversations::{self, ConversationSummaryRow, ListPosition},
+        conversations::{self, ConversationSummaryRow, ListOf, ListPosition},
         messages::{self, MessageRow},
     },
 };
@@ -192,22 +192,28 @@ impl ListCursor {
     }
 }
 
+/// A page of conversations, newest first: a player's, a character's (with every player),
+/// or one pair's. At least one of the two ids: a list of everything is not offered.
 pub async fn list(
     services: &Services,
-    player_id: &PlayerId,
+    player_id: Option<&PlayerId>,
     character_id: Option<&CharacterId>,
     limit: u32,
     after: Option<&ListCursor>,
 ) -> ServiceResult<ConversationList> {
+    let of = match (player_id, character_id) {
+        (Some(player), Some(character)) => ListOf::Pair(player, character),
+        (Some(player), None) => ListOf::Player(player),
+        (None, Some(character)) => ListOf::Character(character),
+        (None, None) => {
+            return Err(ServiceError::Invalid(
+                "give player_id, character_id or both".into(),
+            ));
+        }
+    };
     // One more than asked tells whether another page follows.
-    let mut rows = conversations::list_for_player(
-        &services.pool,
-        player_id,
-        character_id,
-        after.map(|cursor| &cursor.0),
-        limit + 1,
-    )
-    .await?;
+    let mut rows =
+        conversations::list(&services.pool, of, after.map(|cursor| &cursor.0), limit + 1).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = more.then(|| rows.last()).flatten().map(|row| {
@@ -230,6 +236,25 @@ pub async fn summary(
         .await?
         .map(ConversationSummary::from)
         .ok_or_else(|| not_found(id))
+}
+
+/// A conversation as its list shows it, and its running summary.
+#[derive(Debug, Clone)]
+pub struct ConversationDetail {
+    pub listed: ConversationSummary,
+    /// The running summary of the older messages (`SUMMARY_BATCH`); none until the first
+    /// refresh.
+    pub summary: Option<String>,
+}
+
+pub async fn detail(services: &Services, id: &ConversationId) -> ServiceResult<ConversationDetail> {
+    let row = conversations::detail(&services.pool, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(ConversationDetail {
+        listed: row.listed.into(),
+        summary: row.running_summary,
+    })
 }
 
 /// Moves the read marker to `up_to_seq` (never back; clamped to the last message).

@@ -147,12 +147,28 @@ pub struct ConversationSummaryRow {
     pub message_truncated: Option<bool>,
 }
 
-const SUMMARY_SELECT: &str = "SELECT c.id, c.player_id, c.character_id, c.last_seq, c.read_seq,
+/// The columns of a `ConversationSummaryRow`, and where they come from.
+macro_rules! summary_columns {
+    () => {
+        "c.id, c.player_id, c.character_id, c.last_seq, c.read_seq,
          c.created_at, c.updated_at, m.id AS message_id, m.role AS message_role,
          m.content AS message_content, m.source AS message_source,
-         m.created_at AS message_created_at, m.truncated AS message_truncated
-     FROM conversations c
-     LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq ";
+         m.created_at AS message_created_at, m.truncated AS message_truncated"
+    };
+}
+macro_rules! summary_from {
+    () => {
+        " FROM conversations c
+     LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq "
+    };
+}
+
+const SUMMARY_SELECT: &str = concat!("SELECT ", summary_columns!(), summary_from!());
+const DETAIL_SELECT: &str = concat!(
+    "SELECT c.summary AS running_summary, ",
+    summary_columns!(),
+    summary_from!()
+);
 
 /// Where a page of the list starts: strictly after this (updated_at, id), newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,22 +177,41 @@ pub struct ListPosition {
     pub id: ConversationId,
 }
 
-/// A player's conversations, newest first, optionally with one character only.
-pub async fn list_for_player(
+/// Whose conversations a list holds: a player's, a character's, or a pair's.
+#[derive(Debug, Clone, Copy)]
+pub enum ListOf<'a> {
+    Player(&'a PlayerId),
+    Character(&'a CharacterId),
+    Pair(&'a PlayerId, &'a CharacterId),
+}
+
+/// Conversations newest first: a player's (`conversations_by_player`), a character's
+/// with every player (`conversations_by_character_recent`), or one pair's.
+pub async fn list(
     pool: &MySqlPool,
-    player_id: &PlayerId,
-    character_id: Option<&CharacterId>,
+    of: ListOf<'_>,
     after: Option<&ListPosition>,
     limit: u32,
 ) -> sqlx::Result<Vec<ConversationSummaryRow>> {
     let mut query = sqlx::QueryBuilder::new(SUMMARY_SELECT);
-    query
-        .push("WHERE c.player_id = ")
-        .push_bind(player_id.to_owned());
-    if let Some(character_id) = character_id {
-        query
-            .push(" AND c.character_id = ")
-            .push_bind(character_id.to_owned());
+    match of {
+        ListOf::Player(player_id) => {
+            query
+                .push("WHERE c.player_id = ")
+                .push_bind(player_id.to_owned());
+        }
+        ListOf::Character(character_id) => {
+            query
+                .push("WHERE c.character_id = ")
+                .push_bind(character_id.to_owned());
+        }
+        ListOf::Pair(player_id, character_id) => {
+            query
+                .push("WHERE c.player_id = ")
+                .push_bind(player_id.to_owned())
+                .push(" AND c.character_id = ")
+                .push_bind(character_id.to_owned());
+        }
     }
     if let Some(after) = after {
         query
@@ -199,6 +234,24 @@ pub async fn summary(
     id: &ConversationId,
 ) -> sqlx::Result<Option<ConversationSummaryRow>> {
     let mut query = sqlx::QueryBuilder::new(SUMMARY_SELECT);
+    query.push("WHERE c.id = ").push_bind(id.to_owned());
+    query.build_query_as().fetch_optional(pool).await
+}
+
+/// One conversation as its list shows it, with its running summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationDetailRow {
+    #[sqlx(flatten)]
+    pub listed: ConversationSummaryRow,
+    /// The running summary of messages 1..summary_seq; NULL until the first refresh.
+    pub running_summary: Option<String>,
+}
+
+pub async fn detail(
+    pool: &MySqlPool,
+    id: &ConversationId,
+) -> sqlx::Result<Option<ConversationDetailRow>> {
+    let mut query = sqlx::QueryBuilder::new(DETAIL_SELECT);
     query.push("WHERE c.id = ").push_bind(id.to_owned());
     query.build_query_as().fetch_optional(pool).await
 }

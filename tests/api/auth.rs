@@ -83,13 +83,16 @@ async fn keys_decide_who_may_read_and_who_may_write() {
         let response = app.request(Method::GET, path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path} is open");
     }
-    for path in ["/openapi.json", "/docs/", "/metrics"] {
+    let response = app.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "/metrics needs a key"
+    );
+    // Pages for people are open (the studio's support): the docs and their document.
+    for path in ["/openapi.json", "/docs/", "/studio"] {
         let response = app.request(Method::GET, path).send().await.unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::UNAUTHORIZED,
-            "{path} needs a key"
-        );
+        assert_eq!(response.status(), StatusCode::OK, "{path} is open");
     }
     app.api_key = Some("dash-key".into());
     for path in ["/openapi.json", "/docs/", "/metrics"] {

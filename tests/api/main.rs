@@ -36,5 +36,6 @@ mod paid_call;
 mod replicas;
 mod resilience;
 mod streaming;
+mod studio;
 mod turns;
 mod usage;

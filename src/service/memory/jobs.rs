@@ -5,7 +5,7 @@ use super::{JobDone, facts, summary};
 use crate::{
     config::Config,
     domain::{CharacterId, ConversationId, PlayerId},
-    service::Services,
+    service::{ServiceResult, Services},
     store::{jobs, jobs::JobRow},
 };
 use sqlx::MySqlConnection;
@@ -238,6 +238,16 @@ pub async fn queue_sample(services: &Services) -> anyhow::Result<crate::metrics:
     let rows = tokio::time::timeout(SAMPLE_TIMEOUT, jobs::queue_stats(&services.pool))
         .await
         .map_err(|_| anyhow::anyhow!("sampling the job queue timed out"))??;
+    Ok(sample_of(rows))
+}
+
+/// The shared queue (all replicas) now, for `GET /jobs/stats`: jobs waiting (due or
+/// deferred), held by a worker, and parked after `JOB_MAX_ATTEMPTS` failures.
+pub async fn stats(services: &Services) -> ServiceResult<crate::metrics::QueueSample> {
+    Ok(sample_of(jobs::queue_stats(&services.pool).await?))
+}
+
+fn sample_of(rows: Vec<(String, i64, i64)>) -> crate::metrics::QueueSample {
     let mut sample = crate::metrics::QueueSample::default();
     for (status, count, oldest_micros) in rows {
         match status.as_str() {
@@ -251,7 +261,7 @@ pub async fn queue_sample(services: &Services) -> anyhow::Result<crate::metrics:
             _ => {}
         }
     }
-    Ok(sample)
+    sample
 }
 
 #[cfg(test)]

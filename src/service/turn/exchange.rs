@@ -1,10 +1,11 @@
 //! What a turn answers: the player's line and the reply, as stored, and what they cost.
 
 use crate::{
-    domain::{ConversationId, FallbackReason, Source},
+    domain::{ConversationId, FallbackReason, Source, Usd},
     service::{conversations::Message, money::Spent},
 };
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// A stored exchange. Serialized in the API's shape: it is also what an `Idempotency-Key`
 /// keeps and replays.
@@ -14,7 +15,31 @@ pub struct Exchange {
     pub player_message: Message,
     pub reply: Message,
     pub fallback_reason: Option<FallbackReason>,
-    pub usage: Spent,
+    pub usage: TurnUsage,
+}
+
+/// What the reply cost and how long the LLM took to give it. Kept in the API's shape
+/// (`usage` of a turn): the stored answer of an `Idempotency-Key` holds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnUsage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub cost_usd: Usd,
+    /// The reply's LLM time (`Reply::llm_time`), in milliseconds. Answers stored before
+    /// this field existed replay with 0.
+    #[serde(default)]
+    pub latency_ms: u32,
+}
+
+impl TurnUsage {
+    pub fn new(spent: Spent, llm_time: Duration) -> Self {
+        Self {
+            prompt_tokens: spent.prompt_tokens,
+            completion_tokens: spent.completion_tokens,
+            cost_usd: spent.cost_usd,
+            latency_ms: u32::try_from(llm_time.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 impl Exchange {

@@ -36,6 +36,9 @@ pub struct Reply {
     pub spent: Spent,
     /// Provider attempts made for it, over all models.
     pub attempts: u32,
+    /// From the first LLM call (its reservation included) to the end of the reply:
+    /// retries, their waits and the fallback model included; zero when no call was made.
+    pub llm_time: std::time::Duration,
 }
 
 /// The models to try, in order. In the budget warning band the cheaper fallback model
@@ -123,6 +126,10 @@ pub async fn compose(
     call.take_quota = true;
     let delivery = deltas.map_or(Delivery::Whole, Delivery::Streamed);
     let (mut spent, mut attempts) = (Spent::default(), 0);
+    // Set when a call reaches the provider: a call refused before it (quota, budget,
+    // circuit) took no LLM time.
+    let started = Instant::now();
+    let mut called = false;
     let mut why = FallbackReason::LlmError;
     for model in &models {
         match services.paid_call(&call, model, delivery).await? {
@@ -138,6 +145,7 @@ pub async fn compose(
                     fallback_reason: None,
                     spent,
                     attempts: attempts + made,
+                    llm_time: started.elapsed(),
                 });
             }
             CallOutcome::Failed {
@@ -147,6 +155,7 @@ pub async fn compose(
             } => {
                 spent.add(cost);
                 attempts += made;
+                called |= made > 0;
                 call.take_quota = false;
                 why = FallbackReason::LlmError;
             }
@@ -165,7 +174,11 @@ pub async fn compose(
             }
         }
     }
-    Ok(canned(character, situation, deltas, why, spent, attempts))
+    let mut reply = canned(character, situation, deltas, why, spent, attempts);
+    if called {
+        reply.llm_time = started.elapsed();
+    }
+    Ok(reply)
 }
 
 /// The prompt: persona and situation, what the character remembers, the recent window.
@@ -236,6 +249,7 @@ fn canned(
         fallback_reason: Some(reason),
         spent,
         attempts,
+        llm_time: std::time::Duration::ZERO,
     }
 }
 

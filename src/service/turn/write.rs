@@ -1,7 +1,12 @@
 //! The write of a turn: the player's line, the reply, the background work they make due,
 //! the affinity and the idempotent answer, in one transaction: all or nothing.
 
-use super::{exchange::Exchange, idempotency::ClaimedKey, input::Turn, reply::Reply};
+use super::{
+    exchange::{Exchange, TurnUsage},
+    idempotency::ClaimedKey,
+    input::Turn,
+    reply::Reply,
+};
 use crate::{
     domain::{FallbackReason, Role},
     service::{
@@ -130,7 +135,7 @@ pub async fn store_turn(
         player_message: Message::from(player_message),
         reply: Message::from(reply_message),
         fallback_reason: reply.fallback_reason,
-        usage: reply.spent,
+        usage: TurnUsage::new(reply.spent, reply.llm_time),
     };
     if let Some(claimed) = claimed {
         let stored = serde_json::to_string(&exchange).context("encoding the idempotent answer")?;
