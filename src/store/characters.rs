@@ -37,13 +37,16 @@ pub async fn upsert(pool: &MySqlPool, row: &CharacterRow) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn get(pool: &MySqlPool, id: &CharacterId) -> sqlx::Result<Option<CharacterRow>> {
+pub async fn get<'c>(
+    conn: impl sqlx::MySqlExecutor<'c>,
+    id: &CharacterId,
+) -> sqlx::Result<Option<CharacterRow>> {
     sqlx::query_as(
         "SELECT id, name, persona, model, fallback_lines, created_at, updated_at
          FROM characters WHERE id = ?",
     )
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 

@@ -2,7 +2,7 @@
 
 use crate::domain::{CharacterId, ConversationId, PlayerId, Role, Source};
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConversationRow {
@@ -17,14 +17,17 @@ pub struct ConversationRow {
     pub updated_at: DateTime<Utc>,
 }
 
-pub async fn get(pool: &MySqlPool, id: &ConversationId) -> sqlx::Result<Option<ConversationRow>> {
+pub async fn get<'c>(
+    conn: impl MySqlExecutor<'c>,
+    id: &ConversationId,
+) -> sqlx::Result<Option<ConversationRow>> {
     sqlx::query_as(
         "SELECT id, player_id, character_id, last_seq, summary, summary_seq, extracted_seq,
              created_at, updated_at
          FROM conversations WHERE id = ?",
     )
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
@@ -61,6 +64,27 @@ pub async fn create_and_lock(
     .bind(id)
     .fetch_one(conn)
     .await
+}
+
+/// Moves `last_seq` from `from` to `to`; false (and nothing changed) if it is no longer
+/// `from`.
+pub async fn advance_last_seq(
+    conn: &mut MySqlConnection,
+    id: &ConversationId,
+    from: u32,
+    to: u32,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ? AND last_seq = ?",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(id)
+    .bind(from)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 pub async fn set_last_seq(

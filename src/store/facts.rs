@@ -2,7 +2,7 @@
 
 use crate::domain::{CharacterId, ConversationId, PlayerId};
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlPool, QueryBuilder};
+use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool, QueryBuilder};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct FactRow {
@@ -33,8 +33,8 @@ pub struct NewFact<'a> {
 
 /// The facts worth considering, most important and freshest first, at most `limit`:
 /// retrieval scores these, so its cost is bounded whatever a player has accumulated.
-pub async fn candidates(
-    pool: &MySqlPool,
+pub async fn candidates<'c>(
+    conn: impl MySqlExecutor<'c>,
     player_id: &PlayerId,
     character_id: &CharacterId,
     limit: u32,
@@ -48,7 +48,7 @@ pub async fn candidates(
     .bind(player_id)
     .bind(character_id)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 
@@ -132,7 +132,11 @@ pub async fn delete(pool: &MySqlPool, id: u64) -> sqlx::Result<bool> {
 }
 
 /// Marks facts as used in a prompt, in one statement however many there are.
-pub async fn touch(pool: &MySqlPool, ids: &[u64], now: DateTime<Utc>) -> sqlx::Result<()> {
+pub async fn touch<'c>(
+    conn: impl MySqlExecutor<'c>,
+    ids: &[u64],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -143,6 +147,6 @@ pub async fn touch(pool: &MySqlPool, ids: &[u64], now: DateTime<Utc>) -> sqlx::R
         separated.push_bind(*id);
     }
     query.push(")");
-    query.build().execute(pool).await?;
+    query.build().execute(conn).await?;
     Ok(())
 }

@@ -3,13 +3,14 @@
 
 use super::micros;
 use crate::domain::ConversationId;
-use sqlx::MySqlPool;
+use sqlx::{MySqlConnection, MySqlExecutor};
 use std::time::Duration;
 
-/// Takes the lease for `hold` if it is free or expired. Two autocommit statements, so no
-/// lock is held between them or afterwards.
+/// Takes the lease for `hold` if it is free or expired: one statement when it is free
+/// (the usual case), two when a row is there. Run inside the transaction that begins the
+/// turn, the lease is taken when that commits.
 pub async fn try_acquire(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     conversation_id: &ConversationId,
     holder: &str,
     hold: Duration,
@@ -21,7 +22,7 @@ pub async fn try_acquire(
     .bind(conversation_id)
     .bind(holder)
     .bind(micros(hold))
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 1 {
         return Ok(true);
@@ -34,20 +35,20 @@ pub async fn try_acquire(
     .bind(holder)
     .bind(micros(hold))
     .bind(conversation_id)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(taken_over.rows_affected() == 1)
 }
 
-pub async fn release(
-    pool: &MySqlPool,
+pub async fn release<'c>(
+    conn: impl MySqlExecutor<'c>,
     conversation_id: &ConversationId,
     holder: &str,
 ) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM conversation_leases WHERE conversation_id = ? AND holder = ?")
         .bind(conversation_id)
         .bind(holder)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::domain::{ConversationId, FallbackReason, Role, Source};
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct MessageRow {
@@ -39,17 +39,17 @@ pub async fn insert(conn: &mut MySqlConnection, mut row: MessageRow) -> sqlx::Re
 }
 
 /// The last `limit` messages, oldest first.
-pub async fn recent(
-    pool: &MySqlPool,
+pub async fn recent<'c>(
+    conn: impl MySqlExecutor<'c>,
     conversation_id: &ConversationId,
     limit: u32,
 ) -> sqlx::Result<Vec<MessageRow>> {
-    page(pool, conversation_id, None, limit).await
+    page(conn, conversation_id, None, limit).await
 }
 
 /// Up to `limit` messages with `seq < before_seq` (or the newest ones), oldest first.
-pub async fn page(
-    pool: &MySqlPool,
+pub async fn page<'c>(
+    conn: impl MySqlExecutor<'c>,
     conversation_id: &ConversationId,
     before_seq: Option<u32>,
     limit: u32,
@@ -65,7 +65,7 @@ pub async fn page(
     .bind(conversation_id)
     .bind(before_seq.unwrap_or(u32::MAX))
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     rows.reverse();
     Ok(rows)

@@ -1,16 +1,16 @@
 //! The `players` and `affinities` tables.
 
-use crate::domain::{CharacterId, PlayerId, PlayerKey};
+use crate::domain::{CharacterId, PlayerId};
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlExecutor};
 
 /// Players are created on first use. Exclusive lock on an existing row, as in
-/// `conversations::create_and_lock`, so concurrent first turns do not deadlock. A player
-/// whose id was erased before takes over what the erasure carried (spend, limit, quota).
-pub async fn ensure(
+/// `conversations::create_and_lock`, so concurrent first turns do not deadlock. Callers
+/// go through `spend::lock_player`, which also hands a re-used erased id what its erasure
+/// carried.
+pub(super) async fn create(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
-    key: &PlayerKey,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -18,9 +18,9 @@ pub async fn ensure(
     )
     .bind(player_id)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
-    super::erasure::absorb_carried(conn, player_id, key).await
+    Ok(())
 }
 
 pub async fn set_affinity(
@@ -77,8 +77,8 @@ pub struct Standing {
 }
 
 /// The stored affinity and mood of the character towards the player.
-pub async fn standing(
-    pool: &MySqlPool,
+pub async fn standing<'c>(
+    conn: impl MySqlExecutor<'c>,
     player_id: &PlayerId,
     character_id: &CharacterId,
 ) -> sqlx::Result<Option<Standing>> {
@@ -88,6 +88,6 @@ pub async fn standing(
     )
     .bind(player_id)
     .bind(character_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }

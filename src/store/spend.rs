@@ -9,22 +9,62 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
-/// Creates the player if needed and locks the row until the transaction ends; returns the
-/// player's own monthly limit, if set, and the database's clock, which every window and
-/// expiry of the decision is measured by.
+/// A player's row, locked until the transaction ends, and what decisions under it need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedPlayer {
+    /// The player's own monthly limit, if set.
+    pub own_limit: Option<Usd>,
+    /// The database's clock, which every window and expiry of the decision is measured by.
+    pub now: DateTime<Utc>,
+    /// The player's erasure count (`erasure::generation`), its row locked too, so an
+    /// erasure waits for the transaction or the transaction sees the erasure.
+    pub generation: u32,
+}
+
+/// Creates the player if needed and locks the row (and the erasure fence under `key`, if
+/// any) until the transaction ends. An id erased before takes over what the erasure
+/// carried (spend, limit, quota), once: two statements unless there is a carry.
 pub async fn lock_player(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
     key: &PlayerKey,
     now: DateTime<Utc>,
-) -> sqlx::Result<(Option<Usd>, DateTime<Utc>)> {
-    super::players::ensure(&mut *conn, player_id, key, now).await?;
-    sqlx::query_as(
-        "SELECT monthly_limit_usd, UTC_TIMESTAMP(6) FROM players WHERE id = ? FOR UPDATE",
+) -> sqlx::Result<LockedPlayer> {
+    super::players::create(&mut *conn, player_id, now).await?;
+    let (own_limit, now, generation, carried): (
+        Option<Usd>,
+        DateTime<Utc>,
+        Option<u32>,
+        Option<bool>,
+    ) = sqlx::query_as(
+        "SELECT p.monthly_limit_usd, UTC_TIMESTAMP(6), e.generation, e.carried
+         FROM players p LEFT JOIN player_erasures e ON e.player_key = ?
+         WHERE p.id = ? FOR UPDATE",
     )
+    .bind(key)
     .bind(player_id)
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    // No erasure row: never erased.
+    let generation = generation.unwrap_or(0);
+    if carried != Some(true) {
+        return Ok(LockedPlayer {
+            own_limit,
+            now,
+            generation,
+        });
+    }
+    super::erasure::absorb_carried(&mut *conn, player_id, key).await?;
+    let own_limit: Option<Usd> =
+        sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ?")
+            .bind(player_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(LockedPlayer {
+        own_limit,
+        now,
+        generation,
+    })
 }
 
 pub async fn calls_since(
@@ -39,18 +79,16 @@ pub async fn calls_since(
         .await
 }
 
-/// Forgets calls that no longer count, so the table holds about an hour per player.
-pub async fn prune_calls(
-    conn: &mut MySqlConnection,
-    player_id: &PlayerId,
-    before: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM quota_calls WHERE player_id = ? AND reserved_at <= ?")
-        .bind(player_id)
-        .bind(before)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Forgets up to `batch` calls that no longer count (older than an hour, by the
+/// database's clock), of every player; how many. Run by housekeeping, off the turn's path.
+pub async fn prune_calls(conn: &mut MySqlConnection, batch: u32) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "DELETE FROM quota_calls WHERE reserved_at <= UTC_TIMESTAMP(6) - INTERVAL 1 HOUR LIMIT ?",
+    )
+    .bind(batch)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
 }
 
 pub async fn insert_call(
@@ -79,6 +117,28 @@ pub async fn month_spend<'c>(
     .fetch_optional(conn)
     .await?;
     Ok(spent.unwrap_or_default())
+}
+
+/// The player's spend in `month` and the worst cases of their calls in flight, in one
+/// statement.
+pub async fn month_and_reserved(
+    conn: &mut MySqlConnection,
+    player_id: &PlayerId,
+    month: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<(Usd, Usd)> {
+    sqlx::query_as(
+        "SELECT
+             COALESCE((SELECT spent_usd FROM player_monthly_spend WHERE player_id = ? AND month = ?), 0),
+             (SELECT COALESCE(SUM(amount_usd), 0) FROM budget_reservations
+              WHERE player_id = ? AND expires_at > ?)",
+    )
+    .bind(player_id)
+    .bind(month)
+    .bind(player_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await
 }
 
 /// Worst-case cost of the player's calls in flight.
@@ -138,22 +198,15 @@ pub async fn insert_reservation(
     Ok(result.last_insert_id())
 }
 
-/// Forgets the player's reservations that expired (their replica died mid-call). On the
-/// player's index only: a range on the expiry index would lock other players' rows.
-pub async fn prune_reservations(
-    pool: &MySqlPool,
-    player_id: &PlayerId,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "DELETE FROM budget_reservations FORCE INDEX (budget_reservations_by_player)
-         WHERE player_id = ? AND expires_at <= ?",
-    )
-    .bind(player_id)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// Forgets up to `batch` reservations that expired (their replica died mid-call), of
+/// every player; how many. Run by housekeeping, off the turn's path.
+pub async fn prune_reservations(conn: &mut MySqlConnection, batch: u32) -> sqlx::Result<u64> {
+    let result =
+        sqlx::query("DELETE FROM budget_reservations WHERE expires_at <= UTC_TIMESTAMP(6) LIMIT ?")
+            .bind(batch)
+            .execute(conn)
+            .await?;
+    Ok(result.rows_affected())
 }
 
 pub async fn delete_reservation<'c>(

@@ -25,21 +25,38 @@ pub async fn recall(
         return Ok(Vec::new());
     }
     let candidates = facts::candidates(pool, player_id, character_id, RETRIEVAL_CANDIDATES).await?;
-    let now = crate::clock::now();
+    let chosen = choose(&candidates, current_message, limit);
+    let ids: Vec<u64> = chosen.iter().map(|fact| fact.id).collect();
+    facts::touch(pool, &ids, crate::clock::now()).await?;
+    Ok(chosen.into_iter().map(|fact| fact.text.clone()).collect())
+}
+
+/// The facts for a prompt among `candidates` (`facts::candidates`, at most
+/// `RETRIEVAL_CANDIDATES`), best first, none that extraction would refuse today. Marking
+/// them used (`facts::touch`) is the caller's: a turn does it in the transaction that
+/// stores it.
+pub fn choose<'f>(
+    candidates: &'f [FactRow],
+    current_message: &str,
+    limit: u32,
+) -> Vec<&'f FactRow> {
+    if limit == 0 {
+        return Vec::new();
+    }
     // Facts stored before extraction refused instruction-like ones may still hold one:
     // the same test keeps them out of the prompt. Run on the best first, only until the
     // prompt has its share.
-    let chosen: Vec<_> = retrieval::rank(&candidates, Some(current_message), now, candidates.len())
-        .into_iter()
-        .filter(|(fact, _)| extraction::admissible(&fact.text))
-        .take(limit as usize)
-        .collect();
-    let ids: Vec<u64> = chosen.iter().map(|(fact, _)| fact.id).collect();
-    facts::touch(pool, &ids, now).await?;
-    Ok(chosen
-        .into_iter()
-        .map(|(fact, _)| fact.text.clone())
-        .collect())
+    retrieval::rank(
+        candidates,
+        Some(current_message),
+        crate::clock::now(),
+        candidates.len(),
+    )
+    .into_iter()
+    .filter(|(fact, _)| extraction::admissible(&fact.text))
+    .take(limit as usize)
+    .map(|(fact, _)| fact)
+    .collect()
 }
 
 /// The facts of a (player, character), best first: by importance and recency, and

@@ -14,13 +14,14 @@ use crate::{
     metrics,
     service::error::{ServiceError, ServiceResult},
     store::{
-        self, erasure, spend,
+        self, erasure,
+        spend::{self, LockedPlayer},
         usage::{self as usage_store, NewUsageRecord},
     },
 };
 use anyhow::Context;
 use chrono::Duration as ChronoDuration;
-use sqlx::MySqlPool;
+use sqlx::{MySqlConnection, MySqlPool};
 use std::{
     collections::{HashSet, VecDeque},
     sync::{Arc, Mutex},
@@ -199,11 +200,7 @@ impl Ledger {
         })
         .await?;
         match decided {
-            Decided::Reserved(id) => Ok(Ok(Reservation {
-                id,
-                pool: self.pool.clone(),
-                held: true,
-            })),
+            Decided::Reserved(id) => Ok(Ok(self.held(id))),
             Decided::Refused(refusal) => Ok(Err(refusal)),
             Decided::Erased => Err(ServiceError::PlayerErased(
                 call.player_id.as_str().to_owned(),
@@ -217,56 +214,107 @@ impl Ledger {
         take_quota: bool,
         worst_case: Usd,
     ) -> sqlx::Result<Decided> {
-        let config = &self.config;
         let player_id = call.player_id;
-        let key = self.keys.key(player_id);
         let mut tx = self.pool.begin().await?;
-        // Erased since the call began: reserving would bring the player back.
-        if erasure::generation_locked(&mut tx, &key).await? != call.generation {
+        let locked = spend::lock_player(
+            &mut tx,
+            player_id,
+            &self.keys.key(player_id),
+            crate::clock::now(),
+        )
+        .await?;
+        // Erased since the call began: reserving would bring the player back (dropping
+        // the transaction undoes the row just made for them).
+        if locked.generation != call.generation {
             return Ok(Decided::Erased);
         }
+        let month = self.locked_month(&mut tx, player_id, &locked).await?;
+        match self
+            .reserve_locked(&mut tx, player_id, &locked, &month, take_quota, worst_case)
+            .await?
+        {
+            Ok(id) => {
+                tx.commit().await?;
+                Ok(Decided::Reserved(id))
+            }
+            Err(refusal) => Ok(Decided::Refused(refusal)),
+        }
+    }
+
+    /// The player's month as the reservation decides it, inside the transaction that
+    /// locked the player (`spend::lock_player`): one statement.
+    pub async fn locked_month(
+        &self,
+        tx: &mut MySqlConnection,
+        player_id: &PlayerId,
+        locked: &LockedPlayer,
+    ) -> sqlx::Result<BudgetStatus> {
+        let month = spend::month_of(locked.now);
+        let (spent, reserved) =
+            spend::month_and_reserved(tx, player_id, &month, locked.now).await?;
+        Ok(BudgetStatus {
+            spent,
+            reserved,
+            limit: locked
+                .own_limit
+                .unwrap_or(self.config.player_monthly_budget_usd),
+            warning_ratio: self.config.budget_warning_ratio,
+        })
+    }
+
+    /// Decides a call of at most `worst_case` and, when it may go, takes its quota slot
+    /// (when `take_quota`) and reserves its worst case: inside the caller's transaction,
+    /// under the player's lock, `month` read there (`locked_month`). Nothing is written
+    /// when the call is refused. The reservation is the caller's once the transaction
+    /// commits (`Ledger::held`).
+    pub async fn reserve_locked(
+        &self,
+        tx: &mut MySqlConnection,
+        player_id: &PlayerId,
+        locked: &LockedPlayer,
+        month: &BudgetStatus,
+        take_quota: bool,
+        worst_case: Usd,
+    ) -> sqlx::Result<Result<u64, Refusal>> {
+        let config = &self.config;
         // Windows and expiries by the database's clock: a replica whose clock runs fast
         // must not see others' reservations as expired, nor a fuller hour as empty.
-        let (own_limit, now) =
-            spend::lock_player(&mut tx, player_id, &key, crate::clock::now()).await?;
-
+        let now = locked.now;
         if take_quota {
-            let hour_ago = now - ChronoDuration::hours(1);
-            spend::prune_calls(&mut tx, player_id, hour_ago).await?;
-            let calls = spend::calls_since(&mut tx, player_id, hour_ago).await?;
+            let calls = spend::calls_since(tx, player_id, now - ChronoDuration::hours(1)).await?;
             if calls >= i64::from(config.player_llm_calls_per_hour) {
-                return Ok(Decided::Refused(Refusal::RateLimited));
+                return Ok(Err(Refusal::RateLimited));
             }
-            spend::insert_call(&mut tx, player_id, now).await?;
         }
-
-        let month = BudgetStatus {
-            spent: spend::month_spend(&mut *tx, player_id, &spend::month_of(now)).await?,
-            reserved: spend::reserved(&mut *tx, player_id, now).await?,
-            limit: own_limit.unwrap_or(config.player_monthly_budget_usd),
-            warning_ratio: config.budget_warning_ratio,
-        };
         if !month.affords(worst_case) {
-            return Ok(Decided::Refused(Refusal::BudgetExceeded));
+            return Ok(Err(Refusal::BudgetExceeded));
         }
         if let Some(daily_cap) = config.global_daily_budget_usd {
             // Not under a global lock (that would serialize every player): concurrent turns
             // of different players may overshoot by the reservations in flight, as promised.
-            let day = spend::day_spend(&mut tx, now.date_naive()).await?
-                + spend::reserved_globally(&mut tx, now).await?;
+            let day = spend::day_spend(tx, now.date_naive()).await?
+                + spend::reserved_globally(tx, now).await?;
             if day + worst_case > daily_cap {
-                return Ok(Decided::Refused(Refusal::BudgetExceeded));
+                return Ok(Err(Refusal::BudgetExceeded));
             }
+        }
+        if take_quota {
+            spend::insert_call(tx, player_id, now).await?;
         }
         let hold = ChronoDuration::from_std(config.llm.deadline + RESERVATION_GRACE)
             .unwrap_or(ChronoDuration::MAX);
-        let id = spend::insert_reservation(&mut tx, player_id, worst_case, now, now + hold).await?;
-        tx.commit().await?;
-        // Housekeeping outside the decision: expired rows are already ignored by the sums.
-        if let Err(error) = spend::prune_reservations(&self.pool, player_id, now).await {
-            tracing::debug!(%error, "could not prune expired reservations; next time");
+        // Expired rows are ignored by the sums; housekeeping deletes them.
+        let id = spend::insert_reservation(tx, player_id, worst_case, now, now + hold).await?;
+        Ok(Ok(id))
+    }
+
+    /// The reservation `reserve_locked` made, once its transaction committed.
+    pub fn held(&self, id: u64) -> Reservation {
+        Reservation {
+            id,
+            pool: self.pool.clone(),
+            held: true,
         }
-        Ok(Decided::Reserved(id))
     }
 
     /// Records an attempt that failed when another follows; the reservation stays held
@@ -294,6 +342,44 @@ impl Ledger {
         // Settled by the write or by its replay; if neither, it expires counted.
         reservation.held = false;
         self.write(call, model, result, Some(reservation.id)).await
+    }
+
+    /// As `close` for an answer, but the usage row and the settlement are left to the
+    /// caller's transaction (`write_pending`), so that a turn stores its reply and what it
+    /// cost in one commit. Pending usage that transaction did not write must go to
+    /// `settle_pending`: until then, the reservation keeps the money counted.
+    pub fn close_later(
+        &self,
+        mut reservation: Reservation,
+        call: &CallFor<'_>,
+        model: &str,
+        completion: &Completion,
+    ) -> (Spent, PendingUsage) {
+        reservation.held = false;
+        let (spent, record) = self.price(call, model, Ok(completion));
+        let pending = PendingUsage {
+            record,
+            spent,
+            settles: reservation.id,
+        };
+        (spent, pending)
+    }
+
+    /// Writes pending usage inside the caller's transaction, which has checked that the
+    /// player was not erased since the call began (so the row is linked).
+    pub async fn write_pending(
+        &self,
+        tx: &mut MySqlConnection,
+        pending: &PendingUsage,
+    ) -> anyhow::Result<()> {
+        write_record_in(tx, &pending.record, Some(pending.settles), false).await
+    }
+
+    /// Writes pending usage on its own: its caller's transaction did not commit. Spooled
+    /// for replay if the database will not take it.
+    pub async fn settle_pending(&self, pending: PendingUsage) -> Result<Spent, Unrecorded> {
+        self.commit_record(pending.record, Some(pending.settles), pending.spent)
+            .await
     }
 
     /// Writes the spooled records in order, until one fails again; how many were written.
@@ -360,6 +446,30 @@ impl Ledger {
         result: Result<&Completion, &LlmError>,
         settles: Option<u64>,
     ) -> Result<Spent, Unrecorded> {
+        let reached = result.err().is_none_or(|error| error.reached_provider());
+        let (spent, record) = self.price(call, model, result);
+        if !reached {
+            // Nothing to bill; a call that ends here only gives its reservation back.
+            if let Some(reservation) = settles
+                && let Err(error) = spend::delete_reservation(&self.pool, reservation).await
+            {
+                tracing::warn!(%error, "could not release a budget reservation; it will expire");
+            }
+            return Ok(spent);
+        }
+        self.commit_record(record, settles, spent).await
+    }
+
+    /// What an attempt cost and its usage row, not yet written; counted in the metrics
+    /// here, where every attempt of every purpose passes, rather than where the row
+    /// commits: a failed write must not hide what the provider was paid. An attempt that
+    /// never reached the provider costs nothing.
+    fn price(
+        &self,
+        call: &CallFor<'_>,
+        model: &str,
+        result: Result<&Completion, &LlmError>,
+    ) -> (Spent, NewUsageRecord) {
         let (usage, latency, outcome, http_status) = match result {
             Ok(completion) => (Some(completion.usage), completion.latency, "success", None),
             Err(error) => (
@@ -392,8 +502,6 @@ impl Ledger {
         } else {
             Spent::default()
         };
-        // Counted here, where every attempt of every purpose passes, rather than where
-        // the row commits: a failed write must not hide what the provider was paid.
         metrics::llm_call(
             call.purpose.as_str(),
             model,
@@ -403,15 +511,6 @@ impl Ledger {
             spent.completion_tokens,
             spent.cost_usd,
         );
-        if !reached {
-            // Nothing to bill; a call that ends here only gives its reservation back.
-            if let Some(reservation) = settles
-                && let Err(error) = spend::delete_reservation(&self.pool, reservation).await
-            {
-                tracing::warn!(%error, "could not release a budget reservation; it will expire");
-            }
-            return Ok(spent);
-        }
         let record = NewUsageRecord {
             player_id: call.player_id.clone(),
             player_key: self.keys.key(call.player_id),
@@ -430,6 +529,17 @@ impl Ledger {
             http_status,
             created_at: crate::clock::now(),
         };
+        (spent, record)
+    }
+
+    /// Writes a record in its own transaction (lock conflicts retried); spooled for
+    /// replay when the database will not take it.
+    async fn commit_record(
+        &self,
+        record: NewUsageRecord,
+        settles: Option<u64>,
+        spent: Spent,
+    ) -> Result<Spent, Unrecorded> {
         match store::retry_lock_conflicts(|| self.write_record(&record, settles)).await {
             Ok(()) => Ok(spent),
             Err(error) => {
@@ -455,36 +565,52 @@ impl Ledger {
             .await
             .context("reading the player's erasures")?
             != record.generation;
-        usage_store::insert(&mut tx, record, !erased)
-            .await
-            .context("recording LLM usage")?;
-        // Failed attempts cost nothing: no need to touch the (shared) counters.
-        if !record.cost_usd.is_zero() {
-            if erased {
-                let month = spend::month_of(record.created_at);
-                erasure::carry_spend(&mut tx, &record.player_key, &month, record.cost_usd)
-                    .await
-                    .context("carrying the spend of an erased player")?;
-                spend::add_day_spend(&mut tx, record.cost_usd, record.created_at)
-                    .await
-                    .context("adding to the day's spend")?;
-            } else {
-                spend::add_spend(
-                    &mut tx,
-                    &record.player_id,
-                    record.cost_usd,
-                    record.created_at,
-                )
-                .await
-                .context("adding to the spend counters")?;
-            }
-        }
-        if let Some(reservation) = settles {
-            spend::delete_reservation(&mut *tx, reservation)
-                .await
-                .context("settling a budget reservation")?;
-        }
+        write_record_in(&mut tx, record, settles, erased).await?;
         tx.commit().await.context("committing a usage record")?;
         Ok(())
     }
+}
+
+/// A paid answer's usage, priced but not written yet (`Ledger::close_later`).
+#[derive(Debug)]
+pub struct PendingUsage {
+    record: NewUsageRecord,
+    spent: Spent,
+    /// The reservation it settles.
+    settles: u64,
+}
+
+/// The usage row, the spend counters (or, for a player erased since the call began, the
+/// erasure's carry) and the settled reservation, inside the caller's transaction.
+async fn write_record_in(
+    tx: &mut MySqlConnection,
+    record: &NewUsageRecord,
+    settles: Option<u64>,
+    erased: bool,
+) -> anyhow::Result<()> {
+    usage_store::insert(tx, record, !erased)
+        .await
+        .context("recording LLM usage")?;
+    // Failed attempts cost nothing: no need to touch the (shared) counters.
+    if !record.cost_usd.is_zero() {
+        if erased {
+            let month = spend::month_of(record.created_at);
+            erasure::carry_spend(tx, &record.player_key, &month, record.cost_usd)
+                .await
+                .context("carrying the spend of an erased player")?;
+            spend::add_day_spend(tx, record.cost_usd, record.created_at)
+                .await
+                .context("adding to the day's spend")?;
+        } else {
+            spend::add_spend(tx, &record.player_id, record.cost_usd, record.created_at)
+                .await
+                .context("adding to the spend counters")?;
+        }
+    }
+    if let Some(reservation) = settles {
+        spend::delete_reservation(&mut *tx, reservation)
+            .await
+            .context("settling a budget reservation")?;
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@
 pub mod circuit;
 
 use crate::{
+    domain::Usd,
     llm::{ChatMessage, ChatRequest, Completion, LlmError, Purpose, retry::RetryPolicy, tokens},
     metrics,
     service::{
@@ -17,7 +18,7 @@ use crate::{
         error::{ServiceError, ServiceResult},
         money::{
             Spent,
-            ledger::{CallFor, Refusal, Unrecorded},
+            ledger::{CallFor, Ledger, PendingUsage, Refusal, Reservation, Unrecorded},
         },
     },
 };
@@ -46,6 +47,9 @@ pub struct PaidCall<'a> {
     pub json_object: bool,
     /// Take one slot of the player's hourly quota (a turn's first reservation).
     pub take_quota: bool,
+    /// An answer's usage is handed back unwritten (`CallOutcome::Answered::pending`), for
+    /// the caller's own transaction; usage of every other attempt is written at once.
+    pub defer_usage: bool,
     pub retries: RetryPolicy,
     /// All attempts end by then.
     pub deadline: Instant,
@@ -66,6 +70,8 @@ pub enum CallOutcome {
         completion: Completion,
         spent: Spent,
         attempts: u32,
+        /// With `defer_usage`: the answer's usage, for the caller to write.
+        pending: Option<Box<PendingUsage>>,
     },
     NotCalled(NotCalled),
     Failed {
@@ -90,10 +96,16 @@ impl<'a> PaidCall<'a> {
             max_tokens,
             json_object: false,
             take_quota: false,
+            defer_usage: false,
             retries,
             deadline,
             prompt_tokens,
         }
+    }
+
+    /// The worst case of the call against `model`: the prompt and `max_tokens` at its price.
+    pub fn worst_case(&self, ledger: &Ledger, model: &str) -> Usd {
+        ledger.cost(model, self.prompt_tokens, self.max_tokens)
     }
 
     fn request(&self, model: &str) -> ChatRequest {
@@ -110,7 +122,7 @@ impl<'a> PaidCall<'a> {
 
 /// A paid attempt whose usage the database would not take: the caller answers 503
 /// (the usage is spooled for replay, the reservation stays counted meanwhile).
-fn unrecorded(error: Unrecorded) -> ServiceError {
+pub fn unrecorded(error: Unrecorded) -> ServiceError {
     ServiceError::Unavailable(format!("{error}; retry shortly"))
 }
 
@@ -129,7 +141,7 @@ impl Services {
         if admission == Admission::Refused {
             return Ok(CallOutcome::NotCalled(NotCalled::CircuitOpen));
         }
-        let worst_case = self.ledger.cost(model, call.prompt_tokens, call.max_tokens);
+        let worst_case = call.worst_case(&self.ledger, model);
         let reservation = match self
             .ledger
             .reserve(&call.who, call.take_quota, worst_case)
@@ -145,7 +157,19 @@ impl Services {
                 return Err(error);
             }
         };
+        self.call_reserved(call, model, reservation, delivery).await
+    }
 
+    /// The call against `model` whose worst case is already reserved (and the circuit
+    /// asked): a turn reserves its first model in the transaction that begins it.
+    #[tracing::instrument(skip_all, fields(model = model, purpose = call.who.purpose.as_str()))]
+    pub async fn call_reserved(
+        &self,
+        call: &PaidCall<'_>,
+        model: &str,
+        reservation: Reservation,
+        delivery: Delivery<'_>,
+    ) -> ServiceResult<CallOutcome> {
         let request = call.request(model);
         let mut attempts = call.retries.begin(call.deadline);
         let mut spent = Spent::default();
@@ -167,15 +191,25 @@ impl Services {
             let error = match result {
                 Ok(completion) => {
                     self.circuits.record_success(model);
-                    let closed = self
-                        .ledger
-                        .close(reservation, &call.who, model, Ok(&completion))
-                        .await;
-                    spent.add(closed.map_err(unrecorded)?);
+                    let pending = if call.defer_usage {
+                        let (cost, pending) =
+                            self.ledger
+                                .close_later(reservation, &call.who, model, &completion);
+                        spent.add(cost);
+                        Some(Box::new(pending))
+                    } else {
+                        let closed = self
+                            .ledger
+                            .close(reservation, &call.who, model, Ok(&completion))
+                            .await;
+                        spent.add(closed.map_err(unrecorded)?);
+                        None
+                    };
                     return Ok(CallOutcome::Answered {
                         completion,
                         spent,
                         attempts: attempts.made() + 1,
+                        pending,
                     });
                 }
                 Err(error) => error,

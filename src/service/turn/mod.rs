@@ -4,6 +4,7 @@
 //! per conversation (`lease`), both waited for with backoff (`polling`). This file is the
 //! pipeline that runs them in order.
 
+mod begin;
 pub mod exchange;
 pub mod fallback;
 pub mod idempotency;
@@ -17,15 +18,16 @@ mod write;
 use write::Written;
 
 use crate::{
-    domain::Affinity,
-    service::{ServiceError, ServiceResult, Services, characters::Character, paid_call::TextSink},
-    store::{self, characters as character_store, conversations, erasure, messages, players},
+    service::{
+        ServiceError, ServiceResult, Services,
+        characters::Character,
+        paid_call::{self, TextSink},
+    },
+    store::{self, characters as character_store, conversations},
 };
 use exchange::TurnOutcome;
 use idempotency::{Begin, ClaimedKey, IdempotencyKey, KeyHolds};
 use input::Turn;
-use reply::Situation;
-use rust_decimal::prelude::ToPrimitive;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -40,7 +42,7 @@ pub enum TurnEvent {
 
 /// How long a turn may hold its conversation (or its idempotency key) before others
 /// presume its replica dead: the whole LLM budget of a turn plus room for the database.
-fn hold_for(services: &Services) -> Duration {
+pub(super) fn hold_for(services: &Services) -> Duration {
     services.config.llm.deadline + Duration::from_secs(30)
 }
 
@@ -97,7 +99,9 @@ pub fn stream_turn(
 /// conversation bound elsewhere (409). Run before the turn, so that a streamed turn
 /// answers these refusals with their status codes rather than inside the stream.
 pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Character> {
-    let character_row = character_store::get(&services.pool, &turn.character_id)
+    // One connection for both reads.
+    let mut conn = services.pool.acquire().await?;
+    let character_row = character_store::get(&mut *conn, &turn.character_id)
         .await?
         .ok_or_else(|| {
             ServiceError::NotFound(format!(
@@ -105,7 +109,13 @@ pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Charact
                 turn.character_id.as_str()
             ))
         })?;
-    check_binding(services, turn).await?;
+    let conversation = conversations::get(&mut *conn, &turn.conversation_id).await?;
+    // Checked again under the conversation's lease (`begin`): it may be bound meanwhile.
+    if conversation.is_some_and(|conversation| !turn.may_use(&conversation)) {
+        return Err(ServiceError::ConversationBoundElsewhere(
+            turn.conversation_id.as_str().to_owned(),
+        ));
+    }
     Ok(Character::try_from(character_row)?)
 }
 
@@ -164,20 +174,8 @@ fn key_holds(services: &Services) -> KeyHolds {
     }
 }
 
-/// The conversation, if it exists; refused when it is bound to another player or character.
-async fn check_binding(
-    services: &Services,
-    turn: &Turn,
-) -> ServiceResult<Option<conversations::ConversationRow>> {
-    match conversations::get(&services.pool, &turn.conversation_id).await? {
-        Some(conversation) if !turn.may_use(&conversation) => Err(
-            ServiceError::ConversationBoundElsewhere(turn.conversation_id.as_str().to_owned()),
-        ),
-        existing => Ok(existing),
-    }
-}
-
-/// The turn proper, one at a time per conversation.
+/// The turn proper, one at a time per conversation: begun in one transaction, the call
+/// made with no connection held, stored in a second.
 async fn serialized(
     services: &Services,
     turn: &Turn,
@@ -187,71 +185,44 @@ async fn serialized(
 ) -> ServiceResult<Written> {
     let pool = &services.pool;
     let started = std::time::Instant::now();
-    let lease = lease::acquire(
-        pool,
-        &turn.conversation_id,
-        hold_for(services),
-        services.config.llm.turn_queue_wait,
-    )
-    .await?;
-    let result = async {
-        // The first read: the player's erasure count, which every write of the turn checks
-        // (a turn that began before an erasure must not bring the player back).
-        let generation = erasure::generation(pool, &services.keys.key(&turn.player_id)).await?;
-        // Under the lease the history is final: read it only now.
-        let conversation = check_binding(services, turn).await?;
-        let standing = players::standing(pool, &turn.player_id, &turn.character_id).await?;
-        let affinity = match turn.affinity {
-            Some(affinity) => affinity,
-            None => standing
-                .as_ref()
-                .and_then(|stored| Affinity::parse(i64::from(stored.affinity)).ok())
-                .unwrap_or_default(),
+    let mut begun = begin::begin(services, turn, character).await?;
+    let planned = begun.planned.take();
+    let composed =
+        reply::compose(services, character, begun.situation(turn), planned, deltas).await;
+    let mut reply = match composed {
+        Ok(reply) => reply,
+        Err(error) => {
+            begun.lease.release(pool).await;
+            return Err(error);
+        }
+    };
+    // The reply is paid for: a lost lock conflict must not lose it.
+    let written =
+        store::retry_lock_conflicts(|| write::store_turn(services, turn, &begun, &reply, claimed))
+            .await;
+    let Ok(Written::Stored(stored)) = &written else {
+        // Nothing of the turn was stored, but what its answer cost must be.
+        let settled = match reply.pending.take() {
+            Some(pending) => services.ledger.settle_pending(*pending).await.map(|_| ()),
+            None => Ok(()),
         };
-        let mood = standing.as_ref().and_then(|stored| {
-            let label = stored.mood_label.as_deref()?;
-            let intensity = stored.mood_intensity.and_then(|i| i.to_f64())?;
-            Some((label, intensity))
-        });
-        let recent = match &conversation {
-            Some(_) => {
-                let window = services.config.context_recent_messages;
-                messages::recent(pool, &turn.conversation_id, window).await?
-            }
-            None => Vec::new(),
-        };
-        let situation = Situation {
-            generation,
-            affinity,
-            mood,
-            summary: conversation.as_ref().and_then(|c| c.summary.as_deref()),
-            recent: &recent,
-        };
-        let reply = reply::compose(services, turn, character, situation, deltas).await?;
-        // The reply is paid for: a lost lock conflict must not lose it.
-        let written = store::retry_lock_conflicts(|| {
-            write::store_turn(services, turn, generation, &reply, claimed)
-        })
-        .await?;
-        let Written::Stored(stored) = &written else {
-            return Ok(written);
-        };
-        crate::metrics::turn(stored.source().as_str());
-        // One line per turn; ids and figures only, never what was said.
-        tracing::info!(
-            character_id = %turn.character_id,
-            source = %stored.source(),
-            fallback_reason = reply.fallback_reason.map(|reason| reason.as_str()),
-            attempts = reply.attempts,
-            prompt_tokens = reply.spent.prompt_tokens,
-            completion_tokens = reply.spent.completion_tokens,
-            cost_usd = %reply.spent.cost_usd,
-            latency_ms = started.elapsed().as_millis() as u64,
-            "turn"
-        );
-        Ok(written)
-    }
-    .await;
-    lease.release(pool).await;
-    result
+        begun.lease.release(pool).await;
+        // Spooled usage says why first: the database would not take what was paid.
+        settled.map_err(paid_call::unrecorded)?;
+        return written;
+    };
+    crate::metrics::turn(stored.source().as_str());
+    // One line per turn; ids and figures only, never what was said.
+    tracing::info!(
+        character_id = %turn.character_id,
+        source = %stored.source(),
+        fallback_reason = reply.fallback_reason.map(|reason| reason.as_str()),
+        attempts = reply.attempts,
+        prompt_tokens = reply.spent.prompt_tokens,
+        completion_tokens = reply.spent.completion_tokens,
+        cost_usd = %reply.spent.cost_usd,
+        latency_ms = started.elapsed().as_millis() as u64,
+        "turn"
+    );
+    written
 }

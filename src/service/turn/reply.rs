@@ -10,24 +10,23 @@ use super::{
 };
 use crate::{
     domain::{Affinity, FallbackReason, Role, Source},
-    llm::{ChatMessage, Purpose, retry::RetryPolicy},
+    llm::{Purpose, retry::RetryPolicy},
     metrics,
     service::{
         ServiceResult, Services,
         characters::Character,
-        memory::recall,
         money::{
             Spent,
-            ledger::{CallFor, Refusal},
+            ledger::{CallFor, PendingUsage, Refusal, Reservation},
         },
         paid_call::{CallOutcome, Delivery, NotCalled, PaidCall, TextSink},
     },
-    store::messages::MessageRow,
+    store::{facts::FactRow, messages::MessageRow},
 };
 use tokio::time::Instant;
 
 /// The character's line before it is stored.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Reply {
     pub content: String,
     pub fallback_reason: Option<FallbackReason>,
@@ -39,6 +38,8 @@ pub struct Reply {
     /// From the first LLM call (its reservation included) to the end of the reply:
     /// retries, their waits and the fallback model included; zero when no call was made.
     pub llm_time: std::time::Duration,
+    /// The answer's usage, for the transaction that stores the turn to write.
+    pub pending: Option<Box<PendingUsage>>,
 }
 
 /// The models to try, in order. In the budget warning band the cheaper fallback model
@@ -74,34 +75,54 @@ fn reason(not_called: NotCalled) -> FallbackReason {
     }
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn compose(
+/// The turn's call as the transaction that begins the turn left it: the prompt, the
+/// models in order, and what became of the first.
+#[derive(Debug)]
+pub struct Planned<'a> {
+    pub call: PaidCall<'a>,
+    pub models: Vec<String>,
+    pub first: FirstModel,
+}
+
+/// The first model's call, decided with the turn's reads.
+#[derive(Debug)]
+pub enum FirstModel {
+    /// Its worst case is reserved (and its quota slot taken): call it.
+    Reserved(Reservation),
+    NotCalled(NotCalled),
+}
+
+/// The turn's call, before any model is chosen: the prompt (persona and situation, what
+/// the character remembers, the recent window) and its terms. Its answer's usage is left
+/// to the transaction that stores the turn.
+pub fn plan_call<'t>(
     services: &Services,
-    turn: &Turn,
+    turn: &'t Turn,
     character: &Character,
     situation: Situation<'_>,
-    deltas: Option<&TextSink>,
-) -> ServiceResult<Reply> {
-    if !services.llm.is_configured() {
-        return Ok(canned(
-            character,
-            situation,
-            deltas,
-            FallbackReason::LlmNotConfigured,
-            Spent::default(),
-            0,
-        ));
-    }
+    memories: &[&FactRow],
+) -> PaidCall<'t> {
     let config = &services.config;
-    let prompt = build_prompt(services, turn, character, situation).await?;
-    // The warning band only changes the plan when there is a cheaper model to switch to.
-    let warning = match &config.llm.fallback_model {
-        Some(_) => services.ledger.status(&turn.player_id).await?.warning(),
-        None => false,
-    };
-    let primary = character.model.as_deref().unwrap_or(&config.llm.model);
-    let models = model_plan(primary, config.llm.fallback_model.as_deref(), warning);
-
+    let past: Vec<PastMessage<'_>> = situation
+        .recent
+        .iter()
+        .map(|message| PastMessage {
+            from_player: message.role == Role::Player,
+            content: &message.content,
+        })
+        .collect();
+    let memories: Vec<String> = memories.iter().map(|fact| fact.text.clone()).collect();
+    let prompt = prompt::build_prompt(&PromptInput {
+        character_name: &character.name,
+        persona: &character.persona,
+        affinity: situation.affinity,
+        game_context: turn.context.as_ref(),
+        memories: &memories,
+        summary: situation.summary,
+        mood: situation.mood,
+        recent: &past,
+        current: turn.content.as_str(),
+    });
     let retries = RetryPolicy {
         base: config.llm.retry_base,
         max_retries: config.llm.max_retries,
@@ -124,6 +145,43 @@ pub async fn compose(
     );
     // The quota counts turns: the first reservation takes the slot for every model.
     call.take_quota = true;
+    call.defer_usage = true;
+    call
+}
+
+/// The models a turn tries, in order. In the budget warning band the cheaper fallback
+/// model replaces the primary.
+pub fn models(services: &Services, character: &Character, warning: bool) -> Vec<String> {
+    let config = &services.config;
+    let primary = character.model.as_deref().unwrap_or(&config.llm.model);
+    model_plan(primary, config.llm.fallback_model.as_deref(), warning)
+}
+
+/// The reply: from the models of `planned` in order, else a canned line that says why
+/// (`None`: no LLM is configured).
+#[tracing::instrument(skip_all)]
+pub async fn compose(
+    services: &Services,
+    character: &Character,
+    situation: Situation<'_>,
+    planned: Option<Planned<'_>>,
+    deltas: Option<&TextSink>,
+) -> ServiceResult<Reply> {
+    let Some(Planned {
+        mut call,
+        models,
+        first,
+    }) = planned
+    else {
+        return Ok(canned(
+            character,
+            situation,
+            deltas,
+            FallbackReason::LlmNotConfigured,
+            Spent::default(),
+            0,
+        ));
+    };
     let delivery = deltas.map_or(Delivery::Whole, Delivery::Streamed);
     let (mut spent, mut attempts) = (Spent::default(), 0);
     // Set when a call reaches the provider: a call refused before it (quota, budget,
@@ -131,12 +189,23 @@ pub async fn compose(
     let started = Instant::now();
     let mut called = false;
     let mut why = FallbackReason::LlmError;
+    let mut first = Some(first);
     for model in &models {
-        match services.paid_call(&call, model, delivery).await? {
+        let outcome = match first.take() {
+            Some(FirstModel::Reserved(reservation)) => {
+                services
+                    .call_reserved(&call, model, reservation, delivery)
+                    .await?
+            }
+            Some(FirstModel::NotCalled(not_called)) => CallOutcome::NotCalled(not_called),
+            None => services.paid_call(&call, model, delivery).await?,
+        };
+        match outcome {
             CallOutcome::Answered {
                 completion,
                 spent: cost,
                 attempts: made,
+                pending,
             } => {
                 spent.add(cost);
                 return Ok(Reply {
@@ -146,6 +215,7 @@ pub async fn compose(
                     spent,
                     attempts: attempts + made,
                     llm_time: started.elapsed(),
+                    pending,
                 });
             }
             CallOutcome::Failed {
@@ -181,42 +251,6 @@ pub async fn compose(
     Ok(reply)
 }
 
-/// The prompt: persona and situation, what the character remembers, the recent window.
-async fn build_prompt(
-    services: &Services,
-    turn: &Turn,
-    character: &Character,
-    situation: Situation<'_>,
-) -> ServiceResult<Vec<ChatMessage>> {
-    let past: Vec<PastMessage<'_>> = situation
-        .recent
-        .iter()
-        .map(|message| PastMessage {
-            from_player: message.role == Role::Player,
-            content: &message.content,
-        })
-        .collect();
-    let memories = recall::recall(
-        &services.pool,
-        &turn.player_id,
-        &turn.character_id,
-        turn.content.as_str(),
-        services.config.memory_facts_in_prompt,
-    )
-    .await?;
-    Ok(prompt::build_prompt(&PromptInput {
-        character_name: &character.name,
-        persona: &character.persona,
-        affinity: situation.affinity,
-        game_context: turn.context.as_ref(),
-        memories: &memories,
-        summary: situation.summary,
-        mood: situation.mood,
-        recent: &past,
-        current: turn.content.as_str(),
-    }))
-}
-
 /// A canned line for the affinity tier, never the conversation's last canned line.
 fn canned(
     character: &Character,
@@ -245,6 +279,7 @@ fn canned(
     }
     Reply {
         content,
+        pending: None,
         truncated: false,
         fallback_reason: Some(reason),
         spent,

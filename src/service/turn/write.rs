@@ -1,7 +1,10 @@
-//! The write of a turn: the player's line, the reply, the background work they make due,
-//! the affinity and the idempotent answer, in one transaction: all or nothing.
+//! The write of a turn: the player's line, the reply, what the reply cost (its usage row,
+//! the spend counters, the settled reservation), the background work they make due, the
+//! affinity, the recalled facts marked used, the idempotent answer and the conversation's
+//! lease given back, in one transaction: all or nothing.
 
 use super::{
+    begin::Begun,
     exchange::{Exchange, TurnUsage},
     idempotency::ClaimedKey,
     input::Turn,
@@ -15,12 +18,15 @@ use crate::{
         memory::jobs::{self, Progress},
     },
     store::{
-        conversations, erasure, idempotency as stored_keys,
+        conversations::{self, ConversationRow},
+        erasure, facts, idempotency as stored_keys,
         messages::{self, MessageRow},
         players,
     },
 };
 use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::MySqlConnection;
 
 /// What the write did.
 #[derive(Debug)]
@@ -34,7 +40,7 @@ pub enum Written {
 pub async fn store_turn(
     services: &Services,
     turn: &Turn,
-    generation: u32,
+    begun: &Begun<'_>,
     reply: &Reply,
     claimed: Option<&ClaimedKey>,
 ) -> ServiceResult<Written> {
@@ -45,27 +51,14 @@ pub async fn store_turn(
         .await
         .context("starting the turn transaction")?;
     let key = services.keys.key(&turn.player_id);
-    // Erased since the turn began: storing it would bring the player back.
-    if erasure::generation_locked(&mut tx, &key).await? != generation {
+    // Erased since the turn began: storing it would bring the player back. (The player's
+    // row was made when the turn began; only an erasure removes it.)
+    if erasure::generation_locked(&mut tx, &key).await? != begun.generation {
         return Err(ServiceError::PlayerErased(
             turn.player_id.as_str().to_owned(),
         ));
     }
-    players::ensure(&mut tx, &turn.player_id, &key, now).await?;
-    let conversation = conversations::create_and_lock(
-        &mut tx,
-        &turn.conversation_id,
-        &turn.player_id,
-        &turn.character_id,
-        now,
-    )
-    .await?;
-    // Another request may have bound the conversation since we first looked.
-    if !turn.may_use(&conversation) {
-        return Err(ServiceError::ConversationBoundElsewhere(
-            turn.conversation_id.as_str().to_owned(),
-        ));
-    }
+    let conversation = claim_next_seqs(&mut tx, turn, begun.conversation.as_ref(), now).await?;
     let player_message = messages::insert(
         &mut tx,
         MessageRow {
@@ -96,13 +89,6 @@ pub async fn store_turn(
         },
     )
     .await?;
-    conversations::set_last_seq(
-        &mut tx,
-        &conversation.id,
-        reply_message.seq,
-        reply_message.created_at,
-    )
-    .await?;
     if services.llm.is_configured() {
         jobs::schedule_due(
             &mut tx,
@@ -130,6 +116,10 @@ pub async fn store_turn(
         )
         .await?;
     }
+    facts::touch(&mut *tx, &begun.recalled, now).await?;
+    if let Some(pending) = &reply.pending {
+        services.ledger.write_pending(&mut tx, pending).await?;
+    }
     let exchange = Exchange {
         conversation_id: conversation.id,
         player_message: Message::from(player_message),
@@ -152,6 +142,42 @@ pub async fn store_turn(
             return Ok(Written::ClaimLost);
         }
     }
+    begun.lease.release_in(&mut tx).await?;
     tx.commit().await.context("committing the turn")?;
     Ok(Written::Stored(exchange))
+}
+
+/// The conversation with `last_seq` already moved on by the turn's two messages (which
+/// take `last_seq + 1` and `+ 2` as it was). Under the lease nothing else moves it, so
+/// the row read when the turn began is current: one guarded update. Otherwise (the
+/// turn's first message, or a lease that expired under a turn slower than it) the row is
+/// made or locked and read again.
+async fn claim_next_seqs(
+    tx: &mut MySqlConnection,
+    turn: &Turn,
+    read: Option<&ConversationRow>,
+    now: DateTime<Utc>,
+) -> ServiceResult<ConversationRow> {
+    if let Some(read) = read
+        && conversations::advance_last_seq(tx, &read.id, read.last_seq, read.last_seq + 2, now)
+            .await?
+    {
+        return Ok(read.clone());
+    }
+    let conversation = conversations::create_and_lock(
+        tx,
+        &turn.conversation_id,
+        &turn.player_id,
+        &turn.character_id,
+        now,
+    )
+    .await?;
+    // Another request may have bound the conversation since we first looked.
+    if !turn.may_use(&conversation) {
+        return Err(ServiceError::ConversationBoundElsewhere(
+            turn.conversation_id.as_str().to_owned(),
+        ));
+    }
+    conversations::set_last_seq(tx, &conversation.id, conversation.last_seq + 2, now).await?;
+    Ok(conversation)
 }
