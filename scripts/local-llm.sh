@@ -19,7 +19,8 @@
 # a second run starts the server in seconds. Not run by CI (too slow).
 #
 # Variables: LOCAL_LLM_DIR, LOCAL_LLM_PORT (8091), LOCAL_LLM_CTX (context size, 4096),
-# LOCAL_LLM_THREADS (cores), LOCAL_LLM_BUILD_JOBS (cores).
+# LOCAL_LLM_THREADS (cores), LOCAL_LLM_BUILD_JOBS (cores), LOCAL_LLM_TEMPERATURE (0.4) and
+# LOCAL_LLM_REPEAT_PENALTY (1.2): the sampling used when a request names none.
 # Progress goes to stderr; stdout carries only the `export` lines.
 set -euo pipefail
 
@@ -37,6 +38,8 @@ CTX=${LOCAL_LLM_CTX:-4096}
 CORES=$(nproc 2>/dev/null || echo 2)
 THREADS=${LOCAL_LLM_THREADS:-$CORES}
 BUILD_JOBS=${LOCAL_LLM_BUILD_JOBS:-$CORES}
+TEMPERATURE=${LOCAL_LLM_TEMPERATURE:-0.4}
+REPEAT_PENALTY=${LOCAL_LLM_REPEAT_PENALTY:-1.2}
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PRICES_FILE="$REPO_ROOT/scripts/local-llm-prices.json"
@@ -146,6 +149,9 @@ PY
     say "weights at $MODEL_PATH"
 }
 
+# LLM_API_KEY: any value (llama-server checks none; unset, the service makes no calls).
+# The timeouts are raised from 10 s / 20 s: a summary (400 tokens) on a busy 2-core
+# machine can take longer than 10 s.
 print_env() {
     cat <<EOF
 export LLM_BASE_URL=$URL/v1
@@ -176,8 +182,13 @@ start() {
     fetch_model
     say "starting llama-server on $URL (log: $LOG_FILE)"
     # --jinja: the model's own chat template (from the GGUF), as the chat API expects.
+    # --temp/--repeat-penalty: the server's sampling for requests that name none (the
+    # service sends none). With llama-server's defaults (0.8, no penalty) this 135M model
+    # loops ("You're not here, you're not here, …") until max_tokens on most turns; with
+    # these its replies mostly end by themselves, in one to four sentences.
     nohup "$SERVER_BIN" -m "$MODEL_PATH" --alias "$MODEL_ALIAS" \
         --host "$HOST" --port "$PORT" -c "$CTX" -t "$THREADS" --jinja \
+        --temp "$TEMPERATURE" --repeat-penalty "$REPEAT_PENALTY" \
         >"$LOG_FILE" 2>&1 </dev/null &
     echo $! >"$PID_FILE"
     local waited=0
@@ -227,6 +238,6 @@ case "${1:-start}" in
             exit 3
         fi
         ;;
-    -h | --help | help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command ${1}: start (default), stop, status, env" ;;
 esac
