@@ -37,5 +37,6 @@ mod replicas;
 mod resilience;
 mod streaming;
 mod studio;
+mod transactions;
 mod turns;
 mod usage;
