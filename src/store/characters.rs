@@ -1,6 +1,6 @@
 //! The `characters` table.
 
-use crate::domain::CharacterId;
+use crate::domain::{CharacterId, ConversationId};
 use chrono::{DateTime, Utc};
 use sqlx::MySqlPool;
 
@@ -47,6 +47,34 @@ pub async fn get<'c>(
     )
     .bind(id)
     .fetch_optional(conn)
+    .await
+}
+
+/// A character and, if the conversation exists, whom it is bound to: what a turn checks
+/// before it starts, in one statement.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CharacterForTurn {
+    #[sqlx(flatten)]
+    pub character: CharacterRow,
+    pub bound_player_id: Option<String>,
+    pub bound_character_id: Option<String>,
+}
+
+pub async fn get_for_turn(
+    pool: &MySqlPool,
+    id: &CharacterId,
+    conversation_id: &ConversationId,
+) -> sqlx::Result<Option<CharacterForTurn>> {
+    sqlx::query_as(
+        "SELECT ch.id, ch.name, ch.persona, ch.model, ch.fallback_lines, ch.created_at,
+             ch.updated_at, co.player_id AS bound_player_id,
+             co.character_id AS bound_character_id
+         FROM characters ch LEFT JOIN conversations co ON co.id = ?
+         WHERE ch.id = ?",
+    )
+    .bind(conversation_id)
+    .bind(id)
+    .fetch_optional(pool)
     .await
 }
 

@@ -67,18 +67,6 @@ pub async fn lock_player(
     })
 }
 
-pub async fn calls_since(
-    conn: &mut MySqlConnection,
-    player_id: &PlayerId,
-    since: DateTime<Utc>,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM quota_calls WHERE player_id = ? AND reserved_at > ?")
-        .bind(player_id)
-        .bind(since)
-        .fetch_one(conn)
-        .await
-}
-
 /// Forgets up to `batch` calls that no longer count (older than an hour, by the
 /// database's clock), of every player; how many. Run by housekeeping, off the turn's path.
 pub async fn prune_calls(conn: &mut MySqlConnection, batch: u32) -> sqlx::Result<u64> {
@@ -119,24 +107,28 @@ pub async fn month_spend<'c>(
     Ok(spent.unwrap_or_default())
 }
 
-/// The player's spend in `month` and the worst cases of their calls in flight, in one
-/// statement.
-pub async fn month_and_reserved(
+/// What a reservation decides on, in one statement: the player's spend in `month`, the
+/// worst cases of their calls in flight at `now`, and their calls since `since`.
+pub async fn player_window(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
     month: &str,
     now: DateTime<Utc>,
-) -> sqlx::Result<(Usd, Usd)> {
+    since: DateTime<Utc>,
+) -> sqlx::Result<(Usd, Usd, i64)> {
     sqlx::query_as(
         "SELECT
              COALESCE((SELECT spent_usd FROM player_monthly_spend WHERE player_id = ? AND month = ?), 0),
              (SELECT COALESCE(SUM(amount_usd), 0) FROM budget_reservations
-              WHERE player_id = ? AND expires_at > ?)",
+              WHERE player_id = ? AND expires_at > ?),
+             (SELECT COUNT(*) FROM quota_calls WHERE player_id = ? AND reserved_at > ?)",
     )
     .bind(player_id)
     .bind(month)
     .bind(player_id)
     .bind(now)
+    .bind(player_id)
+    .bind(since)
     .fetch_one(conn)
     .await
 }

@@ -48,6 +48,14 @@ enum Decided {
     Erased,
 }
 
+/// A locked player's month (`Ledger::locked_month`): the budget and the quota's hour.
+#[derive(Debug, Clone, Copy)]
+pub struct LockedMonth {
+    pub status: BudgetStatus,
+    /// Calls that took a quota slot in the last hour.
+    calls_last_hour: i64,
+}
+
 /// Who a call was for, stored with its usage rows.
 #[derive(Debug, Clone, Copy)]
 pub struct CallFor<'a> {
@@ -241,24 +249,36 @@ impl Ledger {
         }
     }
 
-    /// The player's month as the reservation decides it, inside the transaction that
-    /// locked the player (`spend::lock_player`): one statement.
+    /// The player's month and hour as the reservation decides on them, inside the
+    /// transaction that locked the player (`spend::lock_player`): one statement.
     pub async fn locked_month(
         &self,
         tx: &mut MySqlConnection,
         player_id: &PlayerId,
         locked: &LockedPlayer,
-    ) -> sqlx::Result<BudgetStatus> {
-        let month = spend::month_of(locked.now);
-        let (spent, reserved) =
-            spend::month_and_reserved(tx, player_id, &month, locked.now).await?;
-        Ok(BudgetStatus {
+    ) -> sqlx::Result<LockedMonth> {
+        // Windows and expiries by the database's clock: a replica whose clock runs fast
+        // must not see others' reservations as expired, nor a fuller hour as empty.
+        let now = locked.now;
+        let (spent, reserved, calls_last_hour) = spend::player_window(
+            tx,
+            player_id,
+            &spend::month_of(now),
+            now,
+            now - ChronoDuration::hours(1),
+        )
+        .await?;
+        let status = BudgetStatus {
             spent,
             reserved,
             limit: locked
                 .own_limit
                 .unwrap_or(self.config.player_monthly_budget_usd),
             warning_ratio: self.config.budget_warning_ratio,
+        };
+        Ok(LockedMonth {
+            status,
+            calls_last_hour,
         })
     }
 
@@ -272,21 +292,16 @@ impl Ledger {
         tx: &mut MySqlConnection,
         player_id: &PlayerId,
         locked: &LockedPlayer,
-        month: &BudgetStatus,
+        month: &LockedMonth,
         take_quota: bool,
         worst_case: Usd,
     ) -> sqlx::Result<Result<u64, Refusal>> {
         let config = &self.config;
-        // Windows and expiries by the database's clock: a replica whose clock runs fast
-        // must not see others' reservations as expired, nor a fuller hour as empty.
         let now = locked.now;
-        if take_quota {
-            let calls = spend::calls_since(tx, player_id, now - ChronoDuration::hours(1)).await?;
-            if calls >= i64::from(config.player_llm_calls_per_hour) {
-                return Ok(Err(Refusal::RateLimited));
-            }
+        if take_quota && month.calls_last_hour >= i64::from(config.player_llm_calls_per_hour) {
+            return Ok(Err(Refusal::RateLimited));
         }
-        if !month.affords(worst_case) {
+        if !month.status.affords(worst_case) {
             return Ok(Err(Refusal::BudgetExceeded));
         }
         if let Some(daily_cap) = config.global_daily_budget_usd {

@@ -198,7 +198,7 @@ async fn plan<'t>(
         .ledger
         .locked_month(tx, &turn.player_id, locked)
         .await?;
-    let models = reply::models(services, character, month.warning());
+    let models = reply::models(services, character, month.status.warning());
     let model = models[0].as_str();
     let admission = services.circuits.admit(model);
     let first = if admission == Admission::Refused {

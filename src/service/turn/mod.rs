@@ -23,7 +23,7 @@ use crate::{
         characters::Character,
         paid_call::{self, TextSink},
     },
-    store::{self, characters as character_store, conversations},
+    store::{self, characters as character_store},
 };
 use exchange::TurnOutcome;
 use idempotency::{Begin, ClaimedKey, IdempotencyKey, KeyHolds};
@@ -99,24 +99,25 @@ pub fn stream_turn(
 /// conversation bound elsewhere (409). Run before the turn, so that a streamed turn
 /// answers these refusals with their status codes rather than inside the stream.
 pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Character> {
-    // One connection for both reads.
-    let mut conn = services.pool.acquire().await?;
-    let character_row = character_store::get(&mut *conn, &turn.character_id)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::NotFound(format!(
-                "character {:?} not found",
-                turn.character_id.as_str()
-            ))
-        })?;
-    let conversation = conversations::get(&mut *conn, &turn.conversation_id).await?;
+    let found =
+        character_store::get_for_turn(&services.pool, &turn.character_id, &turn.conversation_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "character {:?} not found",
+                    turn.character_id.as_str()
+                ))
+            })?;
     // Checked again under the conversation's lease (`begin`): it may be bound meanwhile.
-    if conversation.is_some_and(|conversation| !turn.may_use(&conversation)) {
+    if let Some(bound_player_id) = &found.bound_player_id
+        && (bound_player_id != turn.player_id.as_str()
+            || found.bound_character_id.as_deref() != Some(turn.character_id.as_str()))
+    {
         return Err(ServiceError::ConversationBoundElsewhere(
             turn.conversation_id.as_str().to_owned(),
         ));
     }
-    Ok(Character::try_from(character_row)?)
+    Ok(Character::try_from(found.character)?)
 }
 
 async fn run(
