@@ -162,12 +162,12 @@ pub async fn reserved_globally(
     .await
 }
 
+/// The day's spend: the sum of its shards (`add_day_spend`).
 pub async fn day_spend(conn: &mut MySqlConnection, day: NaiveDate) -> sqlx::Result<Usd> {
-    let spent: Option<Usd> = sqlx::query_scalar("SELECT spent_usd FROM daily_spend WHERE day = ?")
+    sqlx::query_scalar("SELECT COALESCE(SUM(spent_usd), 0) FROM daily_spend WHERE day = ?")
         .bind(day)
-        .fetch_optional(conn)
-        .await?;
-    Ok(spent.unwrap_or_default())
+        .fetch_one(conn)
+        .await
 }
 
 pub async fn insert_reservation(
@@ -212,10 +212,8 @@ pub async fn delete_reservation<'c>(
     Ok(())
 }
 
-/// Adds settled spend to the player's month and to the global day. The day is counted
-/// whether or not `GLOBAL_DAILY_BUDGET_USD` is set, so a cap switched on mid-day (or on
-/// only some replicas) sees the whole day; the price is one small row update per call.
-pub async fn add_spend(
+/// Adds settled spend to the player's month (the day is `add_day_spend`'s).
+pub async fn add_month_spend(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
     amount: Usd,
@@ -229,23 +227,30 @@ pub async fn add_spend(
     .bind(month_of(now))
     .bind(amount)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
-    add_day_spend(conn, amount, now).await
+    Ok(())
 }
 
-/// Adds settled spend to the global day only (the spend of an erased player, whose month
-/// is carried under no id).
+/// Shards of the day's spend (`daily_spend.shard`).
+const DAY_SHARDS: u8 = 16;
+
+/// Adds settled spend to the global day, on a shard chosen at random: concurrent calls
+/// of different players rarely wait for one another's row lock. The day is counted
+/// whether or not `GLOBAL_DAILY_BUDGET_USD` is set, so a cap switched on mid-day (or on
+/// only some replicas) sees the whole day. Best written last in its transaction: the row
+/// stays locked until the commit.
 pub async fn add_day_spend(
     conn: &mut MySqlConnection,
     amount: Usd,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO daily_spend (day, spent_usd, updated_at) VALUES (?, ?, ?)
+        "INSERT INTO daily_spend (day, shard, spent_usd, updated_at) VALUES (?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE spent_usd = spent_usd + VALUES(spent_usd), updated_at = VALUES(updated_at)",
     )
     .bind(now.date_naive())
+    .bind(rand::random_range(0..DAY_SHARDS))
     .bind(amount)
     .bind(now)
     .execute(conn)

@@ -606,26 +606,29 @@ async fn write_record_in(
     usage_store::insert(tx, record, !erased)
         .await
         .context("recording LLM usage")?;
-    // Failed attempts cost nothing: no need to touch the (shared) counters.
-    if !record.cost_usd.is_zero() {
-        if erased {
-            let month = spend::month_of(record.created_at);
-            erasure::carry_spend(tx, &record.player_key, &month, record.cost_usd)
-                .await
-                .context("carrying the spend of an erased player")?;
-            spend::add_day_spend(tx, record.cost_usd, record.created_at)
-                .await
-                .context("adding to the day's spend")?;
-        } else {
-            spend::add_spend(tx, &record.player_id, record.cost_usd, record.created_at)
-                .await
-                .context("adding to the spend counters")?;
-        }
-    }
     if let Some(reservation) = settles {
         spend::delete_reservation(&mut *tx, reservation)
             .await
             .context("settling a budget reservation")?;
     }
+    // Failed attempts cost nothing: no need to touch the (shared) counters.
+    if record.cost_usd.is_zero() {
+        return Ok(());
+    }
+    if erased {
+        // The month is carried under no id.
+        let month = spend::month_of(record.created_at);
+        erasure::carry_spend(tx, &record.player_key, &month, record.cost_usd)
+            .await
+            .context("carrying the spend of an erased player")?;
+    } else {
+        spend::add_month_spend(tx, &record.player_id, record.cost_usd, record.created_at)
+            .await
+            .context("adding to the month's spend")?;
+    }
+    // Last: the day's shard stays locked until the commit.
+    spend::add_day_spend(tx, record.cost_usd, record.created_at)
+        .await
+        .context("adding to the day's spend")?;
     Ok(())
 }

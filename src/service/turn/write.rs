@@ -117,9 +117,6 @@ pub async fn store_turn(
         .await?;
     }
     facts::touch(&mut *tx, &begun.recalled, now).await?;
-    if let Some(pending) = &reply.pending {
-        services.ledger.write_pending(&mut tx, pending).await?;
-    }
     let exchange = Exchange {
         conversation_id: conversation.id,
         player_message: Message::from(player_message),
@@ -143,6 +140,10 @@ pub async fn store_turn(
         }
     }
     begun.lease.release_in(&mut tx).await?;
+    // Last: the spend counters it adds to stay locked until the commit.
+    if let Some(pending) = &reply.pending {
+        services.ledger.write_pending(&mut tx, pending).await?;
+    }
     tx.commit().await.context("committing the turn")?;
     Ok(Written::Stored(exchange))
 }
