@@ -187,9 +187,11 @@ async fn serialized(
     let pool = &services.pool;
     let started = std::time::Instant::now();
     let mut begun = begin::begin(services, turn, character).await?;
+    let begun_at = started.elapsed();
     let planned = begun.planned.take();
     let composed =
         reply::compose(services, character, begun.situation(turn), planned, deltas).await;
+    let replied_at = started.elapsed();
     let mut reply = match composed {
         Ok(reply) => reply,
         Err(error) => {
@@ -213,7 +215,11 @@ async fn serialized(
         return written;
     };
     crate::metrics::turn(stored.source().as_str());
-    // One line per turn; ids and figures only, never what was said.
+    // One line per turn; ids and figures only, never what was said. The phases say where
+    // a slow turn waited: its start (the conversation's lease, the first transaction), its
+    // reply (the provider), its write (the second transaction).
+    let micros = |phase: std::time::Duration| u64::try_from(phase.as_micros()).unwrap_or(u64::MAX);
+    let stored_at = started.elapsed();
     tracing::info!(
         character_id = %turn.character_id,
         source = %stored.source(),
@@ -222,7 +228,10 @@ async fn serialized(
         prompt_tokens = reply.spent.prompt_tokens,
         completion_tokens = reply.spent.completion_tokens,
         cost_usd = %reply.spent.cost_usd,
-        latency_ms = started.elapsed().as_millis() as u64,
+        latency_ms = stored_at.as_millis() as u64,
+        begin_us = micros(begun_at),
+        reply_us = micros(replied_at - begun_at),
+        store_us = micros(stored_at - replied_at),
         "turn"
     );
     written
