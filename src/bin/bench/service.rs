@@ -150,7 +150,7 @@ impl Service {
     }
 
     /// SIGTERM, as an orchestrator would, then up to 30 s to finish; killed after that.
-    /// Its log is removed when it stopped cleanly.
+    /// Its log is removed when it stopped cleanly (unless `BENCH_KEEP_LOGS` is set).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();
         let signalled = Command::new("kill").args(["-TERM", &pid]).status();
@@ -164,7 +164,12 @@ impl Service {
                             self.log.display()
                         );
                     }
-                    let _ = std::fs::remove_file(&self.log);
+                    // `BENCH_KEEP_LOGS=1` keeps it, e.g. to read the turns' phases.
+                    if std::env::var_os("BENCH_KEEP_LOGS").is_some() {
+                        eprintln!("the service's log: {}", self.log.display());
+                    } else {
+                        let _ = std::fs::remove_file(&self.log);
+                    }
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
