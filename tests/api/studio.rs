@@ -207,6 +207,10 @@ async fn a_conversation_carries_its_running_summary_once_there_is_one() {
     assert_eq!(body["summary"], Value::Null, "no summary yet: {body}");
     assert_eq!(body["message_count"], 2, "the list's fields stay: {body}");
     assert_eq!(body["player_id"], "p-1");
+    assert_eq!(
+        body["updated_at"], body["last_message"]["created_at"],
+        "a conversation was last updated by its latest message: {body}"
+    );
 
     app.say("c-1", "p-1", "mara", "any rooms?").await;
     app.say("c-1", "p-1", "mara", "how much?").await;

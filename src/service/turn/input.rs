@@ -53,7 +53,15 @@ impl Turn {
 
     /// A conversation is bound to the player and character of its first turn.
     pub fn may_use(&self, conversation: &ConversationRow) -> bool {
-        conversation.player_id == self.player_id && conversation.character_id == self.character_id
+        self.may_use_bound_to(
+            conversation.player_id.as_str(),
+            conversation.character_id.as_str(),
+        )
+    }
+
+    /// As `may_use`, for a conversation known by whom it is bound to.
+    pub fn may_use_bound_to(&self, player_id: &str, character_id: &str) -> bool {
+        player_id == self.player_id.as_str() && character_id == self.character_id.as_str()
     }
 
     /// The request as parsed, in a fixed form: what an `Idempotency-Key` is bound to.

@@ -1,5 +1,6 @@
-//! A player's turn: the parsed input (`input`), the prompt (`prompt`), the reply from the
-//! LLM or a canned line (`reply`, `fallback`), the write of the whole exchange (`write`),
+//! A player's turn: the parsed input (`input`), its start in one transaction (`begin`),
+//! the prompt (`prompt`), the reply from the LLM or a canned line (`reply`, `fallback`),
+//! the write of the whole exchange in a second (`write`),
 //! and what keeps turns apart: idempotency keys (`idempotency`) and one turn at a time
 //! per conversation (`lease`), both waited for with backoff (`polling`). This file is the
 //! pipeline that runs them in order.
@@ -109,9 +110,9 @@ pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Charact
                 ))
             })?;
     // Checked again under the conversation's lease (`begin`): it may be bound meanwhile.
-    if let Some(bound_player_id) = &found.bound_player_id
-        && (bound_player_id != turn.player_id.as_str()
-            || found.bound_character_id.as_deref() != Some(turn.character_id.as_str()))
+    if let (Some(player_id), Some(character_id)) =
+        (&found.bound_player_id, &found.bound_character_id)
+        && !turn.may_use_bound_to(player_id, character_id)
     {
         return Err(ServiceError::ConversationBoundElsewhere(
             turn.conversation_id.as_str().to_owned(),

@@ -58,7 +58,11 @@ pub async fn store_turn(
             turn.player_id.as_str().to_owned(),
         ));
     }
-    let conversation = claim_next_seqs(&mut tx, turn, begun.conversation.as_ref(), now).await?;
+    // The reply is the conversation's latest message: its time is the conversation's
+    // `updated_at`.
+    let replied_at = crate::clock::now();
+    let conversation =
+        claim_next_seqs(&mut tx, turn, begun.conversation.as_ref(), now, replied_at).await?;
     let player_message = messages::insert(
         &mut tx,
         MessageRow {
@@ -85,7 +89,7 @@ pub async fn store_turn(
             source: Some(FallbackReason::source_of(reply.fallback_reason)),
             fallback_reason: reply.fallback_reason,
             truncated: reply.truncated,
-            created_at: crate::clock::now(),
+            created_at: replied_at,
         },
     )
     .await?;
@@ -152,16 +156,24 @@ pub async fn store_turn(
 /// take `last_seq + 1` and `+ 2` as it was). Under the lease nothing else moves it, so
 /// the row read when the turn began is current: one guarded update. Otherwise (the
 /// turn's first message, or a lease that expired under a turn slower than it) the row is
-/// made or locked and read again.
+/// made (at `created_at`, the player's line's time) or locked and read again.
+/// `updated_at`: the reply's time.
 async fn claim_next_seqs(
     tx: &mut MySqlConnection,
     turn: &Turn,
     read: Option<&ConversationRow>,
-    now: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 ) -> ServiceResult<ConversationRow> {
     if let Some(read) = read
-        && conversations::advance_last_seq(tx, &read.id, read.last_seq, read.last_seq + 2, now)
-            .await?
+        && conversations::advance_last_seq(
+            tx,
+            &read.id,
+            read.last_seq,
+            read.last_seq + 2,
+            updated_at,
+        )
+        .await?
     {
         return Ok(read.clone());
     }
@@ -170,7 +182,7 @@ async fn claim_next_seqs(
         &turn.conversation_id,
         &turn.player_id,
         &turn.character_id,
-        now,
+        created_at,
     )
     .await?;
     // Another request may have bound the conversation since we first looked.
@@ -179,6 +191,7 @@ async fn claim_next_seqs(
             turn.conversation_id.as_str().to_owned(),
         ));
     }
-    conversations::set_last_seq(tx, &conversation.id, conversation.last_seq + 2, now).await?;
+    conversations::set_last_seq(tx, &conversation.id, conversation.last_seq + 2, updated_at)
+        .await?;
     Ok(conversation)
 }
