@@ -271,13 +271,16 @@ pub async fn set_monthly_limit(
     Ok(())
 }
 
-pub async fn monthly_limit(pool: &MySqlPool, player_id: &PlayerId) -> sqlx::Result<Option<Usd>> {
-    let limit: Option<Option<Usd>> =
-        sqlx::query_scalar("SELECT monthly_limit_usd FROM players WHERE id = ?")
-            .bind(player_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(limit.flatten())
+/// The database's clock and the player's own monthly limit (none for an unknown player),
+/// in one statement.
+pub async fn clock_and_limit(
+    conn: &mut MySqlConnection,
+    player_id: &PlayerId,
+) -> sqlx::Result<(DateTime<Utc>, Option<Usd>)> {
+    sqlx::query_as("SELECT UTC_TIMESTAMP(6), (SELECT monthly_limit_usd FROM players WHERE id = ?)")
+        .bind(player_id)
+        .fetch_one(conn)
+        .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -177,16 +177,14 @@ impl Ledger {
 
     /// As `status`, with the month (`YYYY-MM`, by the database's clock) it is of.
     pub async fn month_status(&self, player_id: &PlayerId) -> sqlx::Result<(String, BudgetStatus)> {
-        let pool = &self.pool;
-        let now = store::database_now(pool).await?;
+        // One connection for the three reads (background work asks before every call).
+        let mut conn = self.pool.acquire().await?;
+        let (now, own_limit) = spend::clock_and_limit(&mut conn, player_id).await?;
         let month = spend::month_of(now);
-        let limit = spend::monthly_limit(pool, player_id)
-            .await?
-            .unwrap_or(self.config.player_monthly_budget_usd);
         let status = BudgetStatus {
-            spent: spend::month_spend(pool, player_id, &month).await?,
-            reserved: spend::reserved(pool, player_id, now).await?,
-            limit,
+            spent: spend::month_spend(&mut *conn, player_id, &month).await?,
+            reserved: spend::reserved(&mut *conn, player_id, now).await?,
+            limit: own_limit.unwrap_or(self.config.player_monthly_budget_usd),
             warning_ratio: self.config.budget_warning_ratio,
         };
         Ok((month, status))
