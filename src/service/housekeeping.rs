@@ -8,7 +8,7 @@ use crate::{
     service::Services,
     store::{idempotency, spend},
 };
-use sqlx::{MySqlConnection, MySqlPool};
+use sqlx::MySqlPool;
 use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
@@ -69,11 +69,8 @@ async fn purge_idempotency_keys(services: &Services) -> sqlx::Result<()> {
 /// Quota calls older than the hour and reservations past their expiry (their replica died
 /// mid-call) no longer count: the sums already skip them.
 async fn prune_spend_rows(pool: &MySqlPool) -> sqlx::Result<()> {
-    let calls = prune_in_batches(pool, |conn| Box::pin(spend::prune_calls(conn, BATCH))).await?;
-    let reservations = prune_in_batches(pool, |conn| {
-        Box::pin(spend::prune_reservations(conn, BATCH))
-    })
-    .await?;
+    let calls = spend::prune_calls(pool, BATCH).await?;
+    let reservations = spend::prune_reservations(pool, BATCH).await?;
     if calls + reservations > 0 {
         tracing::debug!(
             calls,
@@ -82,29 +79,4 @@ async fn prune_spend_rows(pool: &MySqlPool) -> sqlx::Result<()> {
         );
     }
     Ok(())
-}
-
-type Pruned<'c> = std::pin::Pin<Box<dyn Future<Output = sqlx::Result<u64>> + Send + 'c>>;
-
-/// Runs a batched delete until a batch comes back short, each batch in a READ COMMITTED
-/// transaction of its own: it locks the rows it deletes and no gaps between them, so
-/// the turns inserting beside them never wait for it.
-async fn prune_in_batches(
-    pool: &MySqlPool,
-    delete: impl for<'c> Fn(&'c mut MySqlConnection) -> Pruned<'c>,
-) -> sqlx::Result<u64> {
-    let mut conn = pool.acquire().await?;
-    let mut pruned = 0;
-    loop {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            .execute(&mut *conn)
-            .await?;
-        let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
-        let deleted = delete(&mut tx).await?;
-        tx.commit().await?;
-        pruned += deleted;
-        if deleted < u64::from(BATCH) {
-            return Ok(pruned);
-        }
-    }
 }

@@ -7,7 +7,7 @@
 use crate::domain::{PlayerId, PlayerKey, Usd};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
+use sqlx::{Acquire, MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 /// A player's row, locked until the transaction ends, and what decisions under it need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,16 +67,16 @@ pub async fn lock_player(
     })
 }
 
-/// Forgets up to `batch` calls that no longer count (older than an hour, by the
-/// database's clock), of every player; how many. Run by housekeeping, off the turn's path.
-pub async fn prune_calls(conn: &mut MySqlConnection, batch: u32) -> sqlx::Result<u64> {
-    let result = sqlx::query(
+/// Forgets the calls that no longer count (older than an hour, by the database's
+/// clock), of every player, `batch` at a time; how many. Run by housekeeping, off the
+/// turn's path.
+pub async fn prune_calls(pool: &MySqlPool, batch: u32) -> sqlx::Result<u64> {
+    delete_in_batches(
+        pool,
         "DELETE FROM quota_calls WHERE reserved_at <= UTC_TIMESTAMP(6) - INTERVAL 1 HOUR LIMIT ?",
+        batch,
     )
-    .bind(batch)
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected())
+    .await
 }
 
 pub async fn insert_call(
@@ -190,15 +190,43 @@ pub async fn insert_reservation(
     Ok(result.last_insert_id())
 }
 
-/// Forgets up to `batch` reservations that expired (their replica died mid-call), of
-/// every player; how many. Run by housekeeping, off the turn's path.
-pub async fn prune_reservations(conn: &mut MySqlConnection, batch: u32) -> sqlx::Result<u64> {
-    let result =
-        sqlx::query("DELETE FROM budget_reservations WHERE expires_at <= UTC_TIMESTAMP(6) LIMIT ?")
-            .bind(batch)
-            .execute(conn)
+/// Forgets the reservations that expired (their replica died mid-call), of every
+/// player, `batch` at a time; how many. Run by housekeeping, off the turn's path.
+pub async fn prune_reservations(pool: &MySqlPool, batch: u32) -> sqlx::Result<u64> {
+    delete_in_batches(
+        pool,
+        "DELETE FROM budget_reservations WHERE expires_at <= UTC_TIMESTAMP(6) LIMIT ?",
+        batch,
+    )
+    .await
+}
+
+/// Runs `delete` (a `DELETE … LIMIT ?`) until a batch comes back short, each batch in a
+/// READ COMMITTED transaction of its own: it locks the rows it deletes and no gaps
+/// between them, so the turns inserting beside them never wait for it.
+async fn delete_in_batches(
+    pool: &MySqlPool,
+    delete: &'static str,
+    batch: u32,
+) -> sqlx::Result<u64> {
+    let mut conn = pool.acquire().await?;
+    let mut deleted = 0;
+    loop {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *conn)
             .await?;
-    Ok(result.rows_affected())
+        let mut tx = conn.begin().await?;
+        let rows = sqlx::query(delete)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        deleted += rows;
+        if rows < u64::from(batch) {
+            return Ok(deleted);
+        }
+    }
 }
 
 pub async fn delete_reservation<'c>(

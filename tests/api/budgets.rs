@@ -305,3 +305,45 @@ async fn a_model_with_no_price_is_charged_an_assumed_price_and_still_meets_the_b
     assert_eq!(second["fallback_reason"], "budget_exceeded", "{second}");
     assert_eq!(app.provider.request_count(), 1, "no call past the budget");
 }
+
+#[tokio::test]
+async fn housekeeping_forgets_quota_calls_past_the_hour_and_expired_reservations_only() {
+    let app = TestApp::spawn_with(&[("HOUSEKEEPING_INTERVAL_MS", "100")]).await;
+    for statement in [
+        "INSERT INTO quota_calls (player_id, reserved_at) VALUES
+             ('p-1', UTC_TIMESTAMP(6) - INTERVAL 61 MINUTE),
+             ('p-1', UTC_TIMESTAMP(6) - INTERVAL 59 MINUTE)",
+        "INSERT INTO budget_reservations (player_id, amount_usd, created_at, expires_at) VALUES
+             ('p-1', 0.01, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) - INTERVAL 1 SECOND),
+             ('p-1', 0.01, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    let left = || async {
+        (
+            app.count("quota_calls").await,
+            app.count("budget_reservations").await,
+        )
+    };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while left().await != (1, 1) {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "still there: {:?}",
+            left().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (calls_in_the_hour, live_reservations): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM quota_calls WHERE reserved_at > UTC_TIMESTAMP(6) - INTERVAL 1 HOUR),
+                (SELECT COUNT(*) FROM budget_reservations WHERE expires_at > UTC_TIMESTAMP(6))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (calls_in_the_hour, live_reservations),
+        (1, 1),
+        "what still counts stays"
+    );
+}

@@ -238,6 +238,7 @@ impl TestApp {
             "players" => "SELECT COUNT(*) FROM players",
             "idempotency_keys" => "SELECT COUNT(*) FROM idempotency_keys",
             "budget_reservations" => "SELECT COUNT(*) FROM budget_reservations",
+            "quota_calls" => "SELECT COUNT(*) FROM quota_calls",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)
