@@ -11,6 +11,7 @@ mod client;
 mod database;
 mod load;
 mod mock;
+mod mock_embeddings;
 mod report;
 mod runs;
 mod service;
