@@ -9,6 +9,7 @@
 mod ceiling;
 mod client;
 mod database;
+mod dataset;
 mod load;
 mod mock;
 mod mock_embeddings;

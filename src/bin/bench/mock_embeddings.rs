@@ -1,5 +1,3 @@
-// Used by the mock providers once they answer `/embeddings`.
-#![allow(dead_code)]
 //! The mock providers' `/embeddings`: a deterministic vector for a text, shared by the
 //! benchmark's mock and the tests' (`#[path]`-included there), so both rank alike.
 //!
