@@ -370,7 +370,7 @@ pub struct Message {
     pub minute: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuestionKind {
     /// Said once.
     Single,
@@ -662,8 +662,8 @@ pub fn is_fact_of(slot: usize, text: &str) -> bool {
 /// Small talk for the latency runs' imported messages (no facts in it).
 pub fn small_talk(rng: &mut Rng, speaker: Speaker) -> &'static str {
     match speaker {
-        Speaker::Player => *rng.pick(PLAYER_SMALL_TALK),
-        Speaker::Character => *rng.pick(CHARACTER_SMALL_TALK),
+        Speaker::Player => PLAYER_SMALL_TALK[rng.below(PLAYER_SMALL_TALK.len())],
+        Speaker::Character => CHARACTER_SMALL_TALK[rng.below(CHARACTER_SMALL_TALK.len())],
     }
 }
 

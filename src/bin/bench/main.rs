@@ -4,6 +4,11 @@
 //! markdown against the issue's targets and (for `all`) writes them into
 //! `BENCHMARKS.md`. Bounded: `all` takes at most about 10 minutes, the build excluded.
 //!
+//! `bench memory` is the memory benchmark (issue 13): recall of `/memory/search` over
+//! generated long conversations, memory tokens per turn, search latency up to 10,000
+//! facts and messages, duplicates and contradictions, lexically, with the mock's
+//! embeddings and with a local model; it writes the `## Memory benchmark` section.
+//!
 //! Not a test and not run by CI: figures depend on the machine.
 
 mod ceiling;
@@ -11,6 +16,7 @@ mod client;
 mod database;
 mod dataset;
 mod load;
+mod memory;
 mod mock;
 mod mock_embeddings;
 mod report;
@@ -51,6 +57,15 @@ struct Cli {
         global = true
     )]
     mysql_url: String,
+    /// Memory benchmark: the largest facts-and-messages size the real model's run seeds.
+    #[arg(long, default_value_t = 1_000, global = true)]
+    local_max_scale: usize,
+    /// Memory benchmark: use the local embedding server only if it already runs.
+    #[arg(long, global = true)]
+    no_local_start: bool,
+    /// Memory benchmark: no real-model run.
+    #[arg(long, global = true)]
+    skip_local: bool,
 }
 
 #[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +86,9 @@ enum Part {
     History,
     /// Turn latency with 10, 100 and 1,000 facts stored.
     Facts,
+    /// The memory benchmark (not part of `all`): recall, memory tokens, search latency,
+    /// duplicates and contradictions; lexical, mock embeddings, local model.
+    Memory,
 }
 
 impl Part {
@@ -97,6 +115,7 @@ impl Part {
             Self::Rss => "rss",
             Self::History => "history",
             Self::Facts => "facts",
+            Self::Memory => "memory",
         }
     }
 }
@@ -114,6 +133,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
+    if cli.part == Part::Memory {
+        return run_memory(cli).await;
+    }
     let binary = service::binary()?;
     let started = Instant::now();
     let load_before = load_average();
@@ -169,6 +191,58 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_memory(cli: &Cli) -> anyhow::Result<()> {
+    let binary = service::binary()?;
+    let started = Instant::now();
+    let load_before = load_average();
+    let server = cli.mysql_url.trim_end_matches('/').to_owned();
+    let mariadb = database::server_version(&server)
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let options = memory::Options {
+        server,
+        local_max_scale: cli.local_max_scale,
+        no_local_start: cli.no_local_start,
+        skip_local: cli.skip_local,
+    };
+    let client = client::http_client()?;
+    let mock = mock::MockProvider::start().await?;
+    let mut info = report::RunInfo {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        command: command(cli),
+        commit: git_commit(),
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        cpu: cpu_model(),
+        ram_gib: ram_gib(),
+        mariadb,
+        rounds: 1,
+        total: Duration::ZERO,
+        load_before,
+    };
+    // Each mode drops its own database, also on failure; ^C kills the service (dropped)
+    // and may leave that mode's `npc_bench_…` database behind.
+    let results = tokio::select! {
+        outcome = memory::run(&options, &binary, &client, &mock) => outcome?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    };
+    info.total = started.elapsed();
+    let data = dataset::generate(dataset::SEED);
+    let markdown = memory::render(&results, &data, &info);
+    println!("{markdown}");
+    if !cli.no_write {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+        let document = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(
+            &path,
+            report::replace_section_under(&document, memory::HEADING, &markdown),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("written to {}", path.display());
+    }
+    eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 async fn measure(
     cli: &Cli,
     binary: &Path,
@@ -197,10 +271,17 @@ async fn measure(
 }
 
 fn command(cli: &Cli) -> String {
-    let mut command = format!(
-        "cargo build --release && cargo run --release --bin bench -- {}",
-        cli.part.name()
-    );
+    let mut command = if cli.part == Part::Memory {
+        "cargo build --release && ./target/release/bench memory".to_owned()
+    } else {
+        format!(
+            "cargo build --release && cargo run --release --bin bench -- {}",
+            cli.part.name()
+        )
+    };
+    if cli.part == Part::Memory && cli.local_max_scale != 1_000 {
+        command.push_str(&format!(" --local-max-scale {}", cli.local_max_scale));
+    }
     if cli.rounds != 3 {
         command.push_str(&format!(" --rounds {}", cli.rounds));
     }

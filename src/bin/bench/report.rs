@@ -667,9 +667,14 @@ fn facts(out: &mut String, r: &Results) -> std::fmt::Result {
 /// `document` with its `## Load benchmark` section (up to the next `## ` heading)
 /// replaced by `section`, or with `section` appended.
 pub fn replace_section(document: &str, section: &str) -> String {
+    replace_section_under(document, HEADING, section)
+}
+
+/// `section` in place of the one under `heading` (to the next `## `), or appended.
+pub fn replace_section_under(document: &str, heading: &str, section: &str) -> String {
     let section = format!("{}\n", section.trim_end());
     let lines: Vec<&str> = document.lines().collect();
-    let Some(start) = lines.iter().position(|line| line.trim_end() == HEADING) else {
+    let Some(start) = lines.iter().position(|line| line.trim_end() == heading) else {
         let mut out = document.trim_end().to_owned();
         out.push_str("\n\n");
         out.push_str(&section);

@@ -208,6 +208,7 @@ impl Bench {
             llm_base_url: self.mock.base_url.clone(),
             job_workers,
             no_housekeeping,
+            extra: Vec::new(),
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Settings {
     /// Pushes housekeeping (`HOUSEKEEPING_INTERVAL_MS`) past the run, so that nothing but
     /// turns touches the database (for counting statements).
     pub no_housekeeping: bool,
+    /// More variables (the memory benchmark's `EMBEDDING_*`).
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl Settings {
@@ -51,6 +53,7 @@ impl Settings {
         if self.no_housekeeping {
             vars.push(("HOUSEKEEPING_INTERVAL_MS", "86400000".to_owned()));
         }
+        vars.extend(self.extra.iter().cloned());
         vars
     }
 }
