@@ -195,9 +195,10 @@ async fn an_older_line_from_another_conversation_reaches_the_prompt_when_it_bear
 
 #[tokio::test]
 async fn an_embedding_outage_is_never_the_games_and_loses_no_vector() {
+    // Four failures: one short of opening the embedding model's circuit.
     let app = spawn(&[("JOB_MAX_ATTEMPTS", "20")]).await;
     app.provider
-        .enqueue_for("embedding", std::iter::repeat_n(MockReply::Status(503), 6));
+        .enqueue_for("embedding", std::iter::repeat_n(MockReply::Status(503), 4));
     for i in 1..=2 {
         let turn = app
             .say("c-1", "p-1", "mara", &format!("my cat is hungry {i}"))
@@ -224,6 +225,30 @@ async fn an_embedding_outage_is_never_the_games_and_loses_no_vector() {
         .await
         .unwrap();
     assert_eq!(parked, 0);
+}
+
+#[tokio::test]
+async fn a_provider_without_embeddings_stops_costing_turns_a_call() {
+    let app = spawn(&[("LLM_CIRCUIT_FAILURES", "2")]).await;
+    app.provider
+        .enqueue_for("embedding", std::iter::repeat_n(MockReply::Status(404), 50));
+    for i in 1..=4 {
+        let turn = app.say("c-1", "p-1", "mara", &format!("hello {i}")).await;
+        assert_eq!(turn["source"], "llm");
+    }
+    // Two turns' failures opened the embedding model's circuit; the dialogue's is shut.
+    let turn_calls = app
+        .provider
+        .requests_for("embedding")
+        .iter()
+        .filter(|call| {
+            call.body["input"]
+                .as_array()
+                .is_some_and(|input| input.len() == 1)
+        })
+        .count();
+    assert!(turn_calls <= 3, "{turn_calls} embedding calls from 4 turns");
+    assert_eq!(app.provider.request_count(), 4);
 }
 
 #[tokio::test]
