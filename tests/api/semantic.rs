@@ -195,9 +195,10 @@ async fn an_older_line_from_another_conversation_reaches_the_prompt_when_it_bear
 
 #[tokio::test]
 async fn an_embedding_outage_is_never_the_games_and_loses_no_vector() {
+    // Four failures: one short of opening the embedding model's circuit.
     let app = spawn(&[("JOB_MAX_ATTEMPTS", "20")]).await;
     app.provider
-        .enqueue_for("embedding", std::iter::repeat_n(MockReply::Status(503), 6));
+        .enqueue_for("embedding", std::iter::repeat_n(MockReply::Status(503), 4));
     for i in 1..=2 {
         let turn = app
             .say("c-1", "p-1", "mara", &format!("my cat is hungry {i}"))
@@ -224,6 +225,30 @@ async fn an_embedding_outage_is_never_the_games_and_loses_no_vector() {
         .await
         .unwrap();
     assert_eq!(parked, 0);
+}
+
+#[tokio::test]
+async fn a_provider_without_embeddings_stops_costing_turns_a_call() {
+    let app = spawn(&[("LLM_CIRCUIT_FAILURES", "2")]).await;
+    app.provider
+        .enqueue_for("embedding", std::iter::repeat_n(MockReply::Status(404), 50));
+    for i in 1..=4 {
+        let turn = app.say("c-1", "p-1", "mara", &format!("hello {i}")).await;
+        assert_eq!(turn["source"], "llm");
+    }
+    // Two turns' failures opened the embedding model's circuit; the dialogue's is shut.
+    let turn_calls = app
+        .provider
+        .requests_for("embedding")
+        .iter()
+        .filter(|call| {
+            call.body["input"]
+                .as_array()
+                .is_some_and(|input| input.len() == 1)
+        })
+        .count();
+    assert!(turn_calls <= 3, "{turn_calls} embedding calls from 4 turns");
+    assert_eq!(app.provider.request_count(), 4);
 }
 
 #[tokio::test]
@@ -338,8 +363,9 @@ async fn search_refuses_bad_queries_and_changes_nothing() {
 
 #[tokio::test]
 async fn no_message_falls_between_the_window_and_the_summary() {
-    // No workers: the summary never comes, so the window stretches back to cover what it
-    // would have, up to two summary batches more.
+    // No workers: the summary never comes. The window stays the last N messages; what
+    // left it and no summary covers yet is quoted in the notes, up to two summary
+    // batches of it.
     let app = TestApp::spawn_with(&[
         ("JOB_WORKERS", "0"),
         ("CONTEXT_RECENT_MESSAGES", "4"),
@@ -350,15 +376,33 @@ async fn no_message_falls_between_the_window_and_the_summary() {
     for i in 1..=4 {
         app.say("c-1", "p-1", "mara", &format!("line {i}")).await;
     }
-    // 8 messages, none summarized: all of them, then the current line.
     app.say("c-1", "p-1", "mara", "line 5").await;
-    assert_eq!(app.provider.last_request().messages().len(), 1 + 8 + 1);
+    let prompt = app.provider.last_request().messages();
+    assert_eq!(
+        prompt.len(),
+        1 + 4 + 1,
+        "system, the window, the current line"
+    );
+    let gap = prompt[0]
+        .1
+        .split("Then, not yet in the summary: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no gap lines in {}", prompt[0].1))
+        .to_owned();
+    assert!(
+        gap.contains("The player said: line 1") && gap.contains("The player said: line 2"),
+        "{gap}"
+    );
+    assert!(!gap.contains("line 3"), "line 3 is in the window: {gap}");
     for i in 6..=12 {
         app.say("c-1", "p-1", "mara", &format!("line {i}")).await;
     }
-    assert_eq!(
-        app.provider.last_request().messages().len(),
-        1 + 4 + 2 * 3 + 1,
-        "bounded by the window and two summary batches"
-    );
+    let system = app.provider.last_request().messages()[0].1.clone();
+    let gap = system
+        .split("Then, not yet in the summary: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_default();
+    assert_eq!(gap.matches("said: ").count(), 2 * 3, "bounded: {gap}");
 }

@@ -65,11 +65,15 @@ impl Services {
     /// One paid embedding call for `texts`, like every paid call: the model's circuit
     /// asked, the worst case reserved (no quota slot: the quota counts dialogue), the
     /// attempt recorded and the reservation settled. `Err` only when the database fails.
+    /// Failures of `interactive` calls (a turn's, a search's) count towards opening the
+    /// model's circuit, so a provider without embeddings stops costing every turn a
+    /// round trip; background calls wait for an open circuit but do not open it.
     pub async fn paid_embedding(
         &self,
         who: &CallFor<'_>,
         texts: &[String],
         timeout: Duration,
+        interactive: bool,
     ) -> ServiceResult<Embedding> {
         let Some(embeddings) = &self.embeddings else {
             return Ok(Embedding::NotCalled);
@@ -113,7 +117,11 @@ impl Services {
                 Ok(Embedding::Vectors(embedded.vectors))
             }
             Err(error) => {
-                self.circuits.record_background_failure(model);
+                if interactive {
+                    self.circuits.record_failure(model);
+                } else {
+                    self.circuits.record_background_failure(model);
+                }
                 tracing::warn!(%error, purpose = who.purpose.as_str(), "embedding call failed");
                 self.ledger
                     .close(reservation, who, model, Err(&error))
@@ -144,7 +152,7 @@ pub async fn line_vector(
             purpose: Purpose::Embedding,
         };
         services
-            .paid_embedding(&who, &[line.to_owned()], timeout)
+            .paid_embedding(&who, &[line.to_owned()], timeout, true)
             .await
     };
     match made.await {
@@ -202,7 +210,7 @@ pub async fn embed_pending(
         .embedding
         .as_ref()
         .map_or(services.config.llm.timeout, |config| config.job_timeout);
-    let vectors = match services.paid_embedding(&who, &texts, timeout).await {
+    let vectors = match services.paid_embedding(&who, &texts, timeout, false).await {
         Ok(Embedding::Vectors(vectors)) => vectors,
         Ok(Embedding::NotCalled) => return Ok(JobDone::Deferred),
         // Retried with backoff like any failed job; the vectors wait, nothing is lost.

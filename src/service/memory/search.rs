@@ -68,7 +68,7 @@ pub async fn prepare(
         .as_ref()
         .map_or(services.config.llm.timeout, |config| config.turn_timeout);
     let texts = [text.to_owned()];
-    let vector = match services.paid_embedding(&who, &texts, timeout).await {
+    let vector = match services.paid_embedding(&who, &texts, timeout, true).await {
         Ok(Embedding::Vectors(vectors)) => vectors.into_iter().next(),
         Ok(_) => None,
         // An erasure racing the search, a spooled usage row: the search goes on by words.

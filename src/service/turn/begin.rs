@@ -43,8 +43,10 @@ pub struct Begun<'t> {
     /// The conversation as it was (`None`: its first turn).
     pub conversation: Option<ConversationRow>,
     pub standing: Option<Standing>,
-    /// The last messages, oldest first: the window, back to the summary.
+    /// The last messages, oldest first: back to the summary, and at least the window.
     pub recent: Vec<MessageRow>,
+    /// How many of `recent` are the window the prompt carries in full.
+    pub window: usize,
     /// The facts the prompt carries: marked used when the turn is stored.
     pub recalled: Vec<u64>,
     /// The vector of the player's line (embeddings on and the call worked): stored as
@@ -56,6 +58,9 @@ pub struct Begun<'t> {
 
 impl Begun<'_> {
     pub fn situation(&self, turn: &Turn) -> Situation<'_> {
+        let (since_summary, recent) = self
+            .recent
+            .split_at(self.recent.len().saturating_sub(self.window));
         let standing = self.standing.as_ref();
         let affinity = match turn.affinity {
             Some(affinity) => affinity,
@@ -76,7 +81,8 @@ impl Begun<'_> {
                 .conversation
                 .as_ref()
                 .and_then(|c| c.summary.as_deref()),
-            recent: &self.recent,
+            since_summary,
+            recent,
         }
     }
 }
@@ -153,6 +159,7 @@ async fn attempt<'t>(
         conversation,
         standing,
         recent,
+        window: config.context_recent_messages as usize,
         recalled: Vec::new(),
         line_vector: None,
         planned: None,
