@@ -804,9 +804,10 @@ async fn scale(
                 })
             })
             .collect();
+        // Facts first: the `embed` jobs the import schedules embed the pair's facts too.
+        insert_facts(pool, have, size).await?;
         api.import(SCALE_CONVERSATION, SCALE_PLAYER, &messages)
             .await?;
-        insert_facts(pool, have, size).await?;
         have = size;
         let (drained, _) = api.drain(JOBS_PATIENCE).await?;
         let seeded_in = started.elapsed().as_secs_f64();
