@@ -57,6 +57,9 @@ struct Cli {
         global = true
     )]
     mysql_url: String,
+    /// Memory benchmark: the largest facts-and-messages size any run seeds.
+    #[arg(long, default_value_t = 10_000, global = true)]
+    max_scale: usize,
     /// Memory benchmark: the largest facts-and-messages size the real model's run seeds.
     #[arg(long, default_value_t = 1_000, global = true)]
     local_max_scale: usize,
@@ -201,7 +204,8 @@ async fn run_memory(cli: &Cli) -> anyhow::Result<()> {
         .with_context(|| format!("connecting to {server}"))?;
     let options = memory::Options {
         server,
-        local_max_scale: cli.local_max_scale,
+        local_max_scale: cli.local_max_scale.min(cli.max_scale),
+        max_scale: cli.max_scale,
         no_local_start: cli.no_local_start,
         skip_local: cli.skip_local,
     };
@@ -279,6 +283,9 @@ fn command(cli: &Cli) -> String {
             cli.part.name()
         )
     };
+    if cli.part == Part::Memory && cli.max_scale != 10_000 {
+        command.push_str(&format!(" --max-scale {}", cli.max_scale));
+    }
     if cli.part == Part::Memory && cli.local_max_scale != 1_000 {
         command.push_str(&format!(" --local-max-scale {}", cli.local_max_scale));
     }

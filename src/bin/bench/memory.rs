@@ -66,6 +66,8 @@ pub struct Options {
     /// The largest scale the real model's run goes to (embedding 2 × 10,000 texts on 2
     /// cores takes about ten minutes).
     pub local_max_scale: usize,
+    /// The largest size any run seeds (10,000 by default).
+    pub max_scale: usize,
     /// Do not start the local server when it is not running (use it only if it is).
     pub no_local_start: bool,
     pub skip_local: bool,
@@ -478,7 +480,7 @@ pub async fn run(
         }
         let max_scale = match mode {
             Mode::Local { .. } => options.local_max_scale,
-            _ => usize::MAX,
+            _ => options.max_scale,
         };
         eprintln!("memory: {} run", mode.label());
         match run_mode(options, binary, client, mock, &data, &mode, max_scale).await {
@@ -783,8 +785,9 @@ async fn scale(
     for size in SCALES {
         if size > max_scale {
             note = Some(format!(
-                "{size} not run for this model (`--local-max-scale {max_scale}`): embedding \
-                 2 × {size} texts takes too long on this machine"
+                "{size} not run (largest size {max_scale}: `--max-scale`, and \
+                 `--local-max-scale` for the real model, whose 2 × {size} embeddings take \
+                 long on 2 cores)"
             ));
             break;
         }
