@@ -1,7 +1,11 @@
 //! Facts for a prompt and for `GET /memory`: the candidates of a (player, character),
-//! ranked by `retrieval`.
+//! ranked by `retrieval`; for `GET /memory`, with the character's mood beside them.
 
-use super::{extraction, retrieval};
+use super::{
+    extraction,
+    mood::{self, Mood},
+    retrieval,
+};
 use crate::{
     domain::{CharacterId, PlayerId},
     service::{ServiceResult, Services},
@@ -77,4 +81,28 @@ pub async fn list(
     .await?;
     let ranked = retrieval::rank(&candidates, query, crate::clock::now(), limit as usize);
     Ok(ranked.into_iter().map(|(fact, _)| fact.clone()).collect())
+}
+
+/// What a character remembers about a player, as `GET /memory` shows it.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    /// Best first (`list`).
+    pub facts: Vec<FactRow>,
+    /// How the character feels about the player; `None` until an extraction read it.
+    pub mood: Option<Mood>,
+}
+
+/// The facts of a (player, character), best first (`list`), and the character's mood.
+pub async fn remembered(
+    services: &Services,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+    query: Option<&str>,
+    limit: u32,
+) -> ServiceResult<Remembered> {
+    let (facts, mood) = tokio::try_join!(
+        list(services, player_id, character_id, query, limit),
+        mood::current(services, player_id, character_id),
+    )?;
+    Ok(Remembered { facts, mood })
 }
