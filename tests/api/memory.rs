@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Background work as fast as the tests can go.
-pub(crate) const QUICK_JOBS: [(&str, &str); 2] = [("JOB_POLL_MS", "20"), ("JOB_RETRY_BASE_MS", "10")];
+pub(crate) const QUICK_JOBS: [(&str, &str); 2] =
+    [("JOB_POLL_MS", "20"), ("JOB_RETRY_BASE_MS", "10")];
 
 pub(crate) fn with_quick_jobs<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     QUICK_JOBS

@@ -78,7 +78,10 @@ async fn topics_and_mood_appear_after_extraction_are_injected_and_hinted_once() 
     let (_, memory) = app
         .get_json("/memory?character_id=mara&player_id=p-1")
         .await;
-    assert_eq!(memory["facts"][0]["text"], "Player has a cat named Whiskers");
+    assert_eq!(
+        memory["facts"][0]["text"],
+        "Player has a cat named Whiskers"
+    );
     let mood = &memory["mood"];
     assert_eq!(mood["label"], "friendly");
     assert_eq!(mood["intensity"], 0.6);
@@ -141,11 +144,18 @@ async fn topics_and_mood_appear_after_extraction_are_injected_and_hinted_once() 
     );
     let elsewhere = app.say("c-2", "p-1", "mara", "A new talk").await;
     assert!(elsewhere["affinity_hint"].is_null(), "{elsewhere}");
-    assert!(app.provider.last_request().messages()[0].1.contains("friendly"));
+    assert!(
+        app.provider.last_request().messages()[0]
+            .1
+            .contains("friendly")
+    );
     // A conversation extraction has not read yet has no topics.
     let (_, c2) = app.get_json("/conversations/c-2").await;
     assert_eq!(c2["topics"], json!([]));
-    assert_eq!(mood_of(&app, "p-1").await["updated_at"], changed_at.as_str());
+    assert_eq!(
+        mood_of(&app, "p-1").await["updated_at"],
+        changed_at.as_str()
+    );
 }
 
 #[tokio::test]
@@ -166,8 +176,7 @@ async fn the_hint_comes_again_only_when_the_mood_changes() {
     for round in 0..3 {
         hints.extend(five_lines(&app, "c-1", "p-1").await);
         eventually("the extraction is applied", || async {
-            jobs_left(&app).await == 0
-                && app.provider.requests_for("fact_extraction").len() > round
+            jobs_left(&app).await == 0 && app.provider.requests_for("fact_extraction").len() > round
         })
         .await;
     }
@@ -227,7 +236,13 @@ async fn conversations_filter_by_topic_with_the_other_filters_and_paging() {
     assert_eq!(ids(&rows), ["c-2", "c-1"]);
     let (rows, _) = listed(&app, "character_id=mara&topic=pets").await;
     assert_eq!(ids(&rows), ["c-5", "c-2", "c-1"]);
-    for nothing in ["weather", "pet", "%22pets%22", "a%22%5D%20OR%201%3D1", "%20%20"] {
+    for nothing in [
+        "weather",
+        "pet",
+        "%22pets%22",
+        "a%22%5D%20OR%201%3D1",
+        "%20%20",
+    ] {
         let (rows, _) = listed(&app, &format!("player_id=p-1&topic={nothing}")).await;
         assert!(rows.is_empty(), "{nothing}: {rows:?}");
     }
@@ -252,7 +267,11 @@ async fn conversations_filter_by_topic_with_the_other_filters_and_paging() {
         assert_eq!(body["error"]["code"], "validation_failed");
     }
     let (status, _) = app.get_json("/conversations?topic=pets").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "still needs a player or a character");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "still needs a player or a character"
+    );
 }
 
 #[tokio::test]
@@ -273,8 +292,7 @@ async fn a_reply_without_topics_or_mood_still_yields_its_facts() {
     for round in 0..2 {
         five_lines(&app, "c-1", "p-1").await;
         eventually("the extraction is applied", || async {
-            jobs_left(&app).await == 0
-                && app.provider.requests_for("fact_extraction").len() > round
+            jobs_left(&app).await == 0 && app.provider.requests_for("fact_extraction").len() > round
         })
         .await;
     }
@@ -349,10 +367,7 @@ async fn erasure_takes_the_mood_and_the_topics_with_it() {
         "SELECT COUNT(*) FROM affinities WHERE player_id = 'p-1'",
         "SELECT COUNT(*) FROM conversations WHERE player_id = 'p-1'",
     ] {
-        let count: i64 = sqlx::query_scalar(left)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let count: i64 = sqlx::query_scalar(left).fetch_one(&app.pool).await.unwrap();
         assert_eq!(count, 0, "{left}");
     }
     assert_eq!(mood_of(&app, "p-2").await["label"], "friendly");

@@ -79,7 +79,10 @@ pub fn affinity_hint(label: &str, intensity: Decimal) -> Option<i8> {
 /// Whether the mood changed after the pair's last stored turn: only then does a turn
 /// carry the hint, so a game applying it applies each change once. A mood with no time
 /// (stored before it was kept) is never due.
-pub fn hint_due(mood_updated_at: Option<DateTime<Utc>>, last_turn_at: Option<DateTime<Utc>>) -> bool {
+pub fn hint_due(
+    mood_updated_at: Option<DateTime<Utc>>,
+    last_turn_at: Option<DateTime<Utc>>,
+) -> bool {
     match (mood_updated_at, last_turn_at) {
         (None, _) => false,
         (Some(_), None) => true,
@@ -119,10 +122,16 @@ mod tests {
     #[test]
     fn positive_moods_raise_negative_ones_lower_and_neutral_leaves_alone() {
         for label in ["friendly", "grateful", "amused"] {
-            assert!(affinity_hint(label, dec("0.8")).unwrap_or_default() > 0, "{label}");
+            assert!(
+                affinity_hint(label, dec("0.8")).unwrap_or_default() > 0,
+                "{label}"
+            );
         }
         for label in ["wary", "sad", "afraid", "hostile"] {
-            assert!(affinity_hint(label, dec("0.8")).unwrap_or_default() < 0, "{label}");
+            assert!(
+                affinity_hint(label, dec("0.8")).unwrap_or_default() < 0,
+                "{label}"
+            );
         }
         assert_eq!(affinity_hint("neutral", Decimal::ONE), Some(0));
     }
@@ -173,8 +182,14 @@ mod tests {
             last_turn_at: Some(turn),
         };
         let later = Some(turn + TimeDelta::seconds(1));
-        assert_eq!(hint_for_turn(Some(&standing(Some("wary"), later))), Some(-2));
-        assert_eq!(hint_for_turn(Some(&standing(Some("wary"), Some(turn)))), None);
+        assert_eq!(
+            hint_for_turn(Some(&standing(Some("wary"), later))),
+            Some(-2)
+        );
+        assert_eq!(
+            hint_for_turn(Some(&standing(Some("wary"), Some(turn)))),
+            None
+        );
         assert_eq!(hint_for_turn(Some(&standing(None, later))), None);
         assert_eq!(hint_for_turn(None), None);
     }
