@@ -365,9 +365,8 @@ pub struct ListQuery {
     /// with every player.
     #[param(value_type = Option<GameId>)]
     pub character_id: Option<String>,
-    /// Only conversations whose `topics` hold this one (compared trimmed and lower-case,
-    /// as topics are kept), 1–40 characters. Works with the other filters and paging.
-    #[param(min_length = 1, max_length = 40)]
+    /// Only conversations carrying this topic (`topic_schema` says how, in the document).
+    #[param(schema_with = topic_schema)]
     pub topic: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -375,6 +374,13 @@ pub struct ListQuery {
     /// The previous page's `next_cursor`, as given (opaque; any other is refused with 400).
     #[param(pattern = r"^(?:[0-9a-fA-F]{2})+$")]
     pub cursor: Option<String>,
+}
+
+fn topic_schema() -> Object {
+    wire::not_blank(
+        MAX_TOPIC_CHARS,
+        "Only conversations whose `topics` hold this one (compared trimmed and lower-case, as topics are kept): 1–40 characters, not blank. Works with the other filters and paging.",
+    )
 }
 
 /// Newest (most recently updated) first.
@@ -461,10 +467,10 @@ pub async fn list_conversations(
         .map(ListCursor::decode)
         .transpose()?;
     if let Some(topic) = &query.topic
-        && !(1..=MAX_TOPIC_CHARS).contains(&topic.chars().count())
+        && (topic.trim().is_empty() || topic.chars().count() > MAX_TOPIC_CHARS)
     {
         return Err(ApiError::Validation(format!(
-            "topic must be 1 to {MAX_TOPIC_CHARS} characters"
+            "topic must be 1 to {MAX_TOPIC_CHARS} characters, not blank"
         )));
     }
     let list = conversations::list(
