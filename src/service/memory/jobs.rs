@@ -1,7 +1,7 @@
 //! Background work: scheduled with the turn that causes it, done by workers in every
 //! replica after the answer, never on the player's critical path.
 
-use super::{JobDone, facts, summary};
+use super::{JobDone, embeddings, facts, summary};
 use crate::{
     config::Config,
     domain::{CharacterId, ConversationId, PlayerId},
@@ -17,6 +17,8 @@ use tracing::Instrument;
 pub enum JobKind {
     Summarize,
     ExtractFacts,
+    /// Vectors for the conversation's messages and its pair's facts (embeddings on).
+    Embed,
 }
 
 impl JobKind {
@@ -24,6 +26,7 @@ impl JobKind {
         match self {
             Self::Summarize => "summarize",
             Self::ExtractFacts => "extract_facts",
+            Self::Embed => "embed",
         }
     }
 
@@ -31,6 +34,7 @@ impl JobKind {
         match raw {
             "summarize" => Some(Self::Summarize),
             "extract_facts" => Some(Self::ExtractFacts),
+            "embed" => Some(Self::Embed),
             _ => None,
         }
     }
@@ -45,7 +49,8 @@ pub struct Progress {
 }
 
 /// The SPEC's policy: summarize once `summary_batch` messages have left the window of
-/// `window` since the last summary; extract every `extract_every` player messages.
+/// `window` since the last summary; extract every `extract_every` player messages;
+/// with embeddings on, embed what is new.
 pub fn due(
     progress: Progress,
     window: u32,
@@ -75,6 +80,8 @@ pub struct Policy {
     pub window: u32,
     pub summary_batch: u32,
     pub extract_every: u32,
+    /// Embeddings are on: new messages get vectors.
+    pub embed: bool,
 }
 
 impl Policy {
@@ -83,6 +90,7 @@ impl Policy {
             window: config.context_recent_messages,
             summary_batch: config.summary_batch,
             extract_every: config.fact_extraction_every,
+            embed: config.embedding.is_some(),
         }
     }
 }
@@ -102,12 +110,16 @@ pub async fn schedule_due(
     owner: Owner<'_>,
     progress: Progress,
 ) -> sqlx::Result<()> {
-    for kind in due(
+    let mut kinds = due(
         progress,
         policy.window,
         policy.summary_batch,
         policy.extract_every,
-    ) {
+    );
+    if policy.embed {
+        kinds.push(JobKind::Embed);
+    }
+    for kind in kinds {
         jobs::schedule(
             &mut *conn,
             kind.as_str(),
@@ -195,6 +207,7 @@ async fn run(services: &Services, job: &JobRow, token: &str) {
         Ok(generation) => match JobKind::parse(&job.kind) {
             Some(JobKind::Summarize) => summary::summarize(services, job, generation).await,
             Some(JobKind::ExtractFacts) => facts::extract_facts(services, job, generation).await,
+            Some(JobKind::Embed) => embeddings::embed_pending(services, job, generation).await,
             None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
         },
     };
