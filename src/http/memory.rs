@@ -128,15 +128,28 @@ pub struct SearchQuery {
     pub character_id: String,
     #[param(value_type = GameId)]
     pub player_id: String,
-    /// What to look for (1 to `MAX_MESSAGE_CHARS` characters).
-    #[param(min_length = 1)]
+    /// What to look for.
+    #[param(schema_with = search_text_schema)]
     pub q: String,
     /// At most this many results (1–50, default 10).
     #[param(minimum = 1, maximum = 50)]
     pub limit: Option<u32>,
     /// What to search, comma-separated: `fact`, `message` (default both).
-    #[param(example = "fact,message")]
+    #[param(
+        pattern = "^(fact|message)(,(fact|message))*$",
+        example = "fact,message"
+    )]
     pub kinds: Option<String>,
+}
+
+/// The documented bound of `q`: the default `MAX_MESSAGE_CHARS`.
+const DOCUMENTED_MAX_QUERY_CHARS: usize = 2000;
+
+fn search_text_schema() -> utoipa::openapi::Object {
+    super::wire::not_blank(
+        DOCUMENTED_MAX_QUERY_CHARS,
+        "What to look for: 1 to `MAX_MESSAGE_CHARS` (default 2000) characters as sent, not blank.",
+    )
 }
 
 /// What a search result is.
@@ -186,7 +199,7 @@ fn kinds(raw: Option<&str>) -> Result<(bool, bool), ApiError> {
         return Ok((true, true));
     };
     let (mut facts, mut messages) = (false, false);
-    for kind in raw.split(',').map(str::trim) {
+    for kind in raw.split(',') {
         match kind {
             "fact" => facts = true,
             "message" => messages = true,
@@ -218,9 +231,9 @@ pub async fn search_memory(
     let (facts, messages) = kinds(query.kinds.as_deref())?;
     let text = query.q.trim();
     if text.is_empty() {
-        return Err(ApiError::Validation("q must not be empty".into()));
+        return Err(ApiError::Validation("q must not be blank".into()));
     }
-    let chars = text.chars().count();
+    let chars = query.q.chars().count();
     if chars > state.config.max_message_chars {
         return Err(ApiError::Validation(format!(
             "q must be at most {} characters (got {chars})",

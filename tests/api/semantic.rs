@@ -338,8 +338,9 @@ async fn search_refuses_bad_queries_and_changes_nothing() {
 
 #[tokio::test]
 async fn no_message_falls_between_the_window_and_the_summary() {
-    // No workers: the summary never comes, so the window stretches back to cover what it
-    // would have, up to two summary batches more.
+    // No workers: the summary never comes. The window stays the last N messages; what
+    // left it and no summary covers yet is quoted in the notes, up to two summary
+    // batches of it.
     let app = TestApp::spawn_with(&[
         ("JOB_WORKERS", "0"),
         ("CONTEXT_RECENT_MESSAGES", "4"),
@@ -350,15 +351,33 @@ async fn no_message_falls_between_the_window_and_the_summary() {
     for i in 1..=4 {
         app.say("c-1", "p-1", "mara", &format!("line {i}")).await;
     }
-    // 8 messages, none summarized: all of them, then the current line.
     app.say("c-1", "p-1", "mara", "line 5").await;
-    assert_eq!(app.provider.last_request().messages().len(), 1 + 8 + 1);
+    let prompt = app.provider.last_request().messages();
+    assert_eq!(
+        prompt.len(),
+        1 + 4 + 1,
+        "system, the window, the current line"
+    );
+    let gap = prompt[0]
+        .1
+        .split("Then, not yet in the summary: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no gap lines in {}", prompt[0].1))
+        .to_owned();
+    assert!(
+        gap.contains("The player said: line 1") && gap.contains("The player said: line 2"),
+        "{gap}"
+    );
+    assert!(!gap.contains("line 3"), "line 3 is in the window: {gap}");
     for i in 6..=12 {
         app.say("c-1", "p-1", "mara", &format!("line {i}")).await;
     }
-    assert_eq!(
-        app.provider.last_request().messages().len(),
-        1 + 4 + 2 * 3 + 1,
-        "bounded by the window and two summary batches"
-    );
+    let system = app.provider.last_request().messages()[0].1.clone();
+    let gap = system
+        .split("Then, not yet in the summary: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_default();
+    assert_eq!(gap.matches("said: ").count(), 2 * 3, "bounded: {gap}");
 }

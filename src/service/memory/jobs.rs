@@ -49,8 +49,7 @@ pub struct Progress {
 }
 
 /// The SPEC's policy: summarize once `summary_batch` messages have left the window of
-/// `window` since the last summary; extract every `extract_every` player messages;
-/// with embeddings on, embed what is new.
+/// `window` since the last summary; extract every `extract_every` player messages.
 pub fn due(
     progress: Progress,
     window: u32,
@@ -103,7 +102,8 @@ pub struct Owner<'a> {
     pub character_id: &'a CharacterId,
 }
 
-/// Writes the conversation's due jobs, inside the turn's transaction.
+/// Writes the conversation's due jobs, inside the turn's transaction; with embeddings
+/// on, an `embed` job for the new messages too.
 pub async fn schedule_due(
     conn: &mut MySqlConnection,
     policy: &Policy,

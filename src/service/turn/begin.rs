@@ -45,8 +45,10 @@ pub struct Begun<'t> {
     /// The affinity and mood, and when the pair last spoke: the turn's `affinity_hint`
     /// comes from it (`memory::mood::hint_for_turn`).
     pub standing: Option<Standing>,
-    /// The last messages, oldest first: the window, back to the summary.
+    /// The last messages, oldest first: back to the summary, and at least the window.
     pub recent: Vec<MessageRow>,
+    /// How many of `recent` are the window the prompt carries in full.
+    pub window: usize,
     /// The facts the prompt carries: marked used when the turn is stored.
     pub recalled: Vec<u64>,
     /// The vector of the player's line (embeddings on and the call worked): stored as
@@ -58,6 +60,9 @@ pub struct Begun<'t> {
 
 impl Begun<'_> {
     pub fn situation(&self, turn: &Turn) -> Situation<'_> {
+        let (since_summary, recent) = self
+            .recent
+            .split_at(self.recent.len().saturating_sub(self.window));
         let standing = self.standing.as_ref();
         let affinity = match turn.affinity {
             Some(affinity) => affinity,
@@ -78,7 +83,8 @@ impl Begun<'_> {
                 .conversation
                 .as_ref()
                 .and_then(|c| c.summary.as_deref()),
-            recent: &self.recent,
+            since_summary,
+            recent,
         }
     }
 }
@@ -155,6 +161,7 @@ async fn attempt<'t>(
         conversation,
         standing,
         recent,
+        window: config.context_recent_messages as usize,
         recalled: Vec::new(),
         line_vector: None,
         planned: None,

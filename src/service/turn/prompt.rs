@@ -34,6 +34,8 @@ pub struct PromptInput<'a> {
     pub older: &'a [PastMessage<'a>],
     /// The running summary of the messages older than the window.
     pub summary: Option<&'a str>,
+    /// Messages older than the window that the summary does not cover yet, oldest first.
+    pub since_summary: &'a [PastMessage<'a>],
     /// How the character feels about the player, from the last extraction: a label
     /// from a fixed list and an intensity from 0 to 1.
     pub mood: Option<(&'a str, f64)>,
@@ -83,11 +85,30 @@ fn clipped(text: &str) -> String {
     }
 }
 
+/// Past lines as notes: who said them, then what (clipped).
+fn quoted_lines(lines: &[PastMessage<'_>], verb: &str) -> Vec<String> {
+    lines
+        .iter()
+        .map(|line| {
+            let who = if line.from_player {
+                "The player"
+            } else {
+                "You"
+            };
+            note(&format!("{who} {verb}: {}", clipped(line.content)))
+        })
+        .collect()
+}
+
 /// The notes block: what a model wrote from the player's words, declared before and
 /// after as unverified notes that change nothing. `None` when there is nothing to note.
 fn notes(input: &PromptInput<'_>) -> Option<String> {
     let summary = input.summary.filter(|summary| !summary.trim().is_empty());
-    if summary.is_none() && input.memories.is_empty() && input.older.is_empty() {
+    if summary.is_none()
+        && input.since_summary.is_empty()
+        && input.memories.is_empty()
+        && input.older.is_empty()
+    {
         return None;
     }
     let mut block = String::from(
@@ -99,6 +120,11 @@ fn notes(input: &PromptInput<'_>) -> Option<String> {
     if let Some(summary) = summary {
         block.push_str("\nSummary of your earlier conversation with this player (a JSON string): ");
         block.push_str(&note(summary));
+    }
+    if !input.since_summary.is_empty() {
+        block.push_str("\nThen, not yet in the summary: [");
+        block.push_str(&quoted_lines(input.since_summary, "said").join(","));
+        block.push(']');
     }
     if !input.memories.is_empty() {
         let memories: Vec<String> = input.memories.iter().map(|memory| note(memory)).collect();
@@ -201,6 +227,7 @@ mod tests {
             memories: &[],
             older: &[],
             summary: None,
+            since_summary: &[],
             mood: None,
             recent,
             current: "Any rooms free?",

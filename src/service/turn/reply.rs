@@ -61,8 +61,11 @@ pub struct Situation<'a> {
     pub affinity: Affinity,
     /// From the last fact extraction: label and intensity.
     pub mood: Option<(&'a str, f64)>,
-    /// The running summary of the messages older than `recent`.
+    /// The running summary of the messages older than `since_summary`.
     pub summary: Option<&'a str>,
+    /// Messages the summary does not cover yet and the window no longer holds, oldest
+    /// first: between the two, so that none is in no prompt.
+    pub since_summary: &'a [MessageRow],
     /// The last messages, oldest first.
     pub recent: &'a [MessageRow],
 }
@@ -111,6 +114,7 @@ pub fn plan_call<'t>(
         }
     }
     let recent: Vec<PastMessage<'_>> = situation.recent.iter().map(past).collect();
+    let since_summary: Vec<PastMessage<'_>> = situation.since_summary.iter().map(past).collect();
     let older: Vec<PastMessage<'_>> = recalled.messages.iter().map(past).collect();
     let memories: Vec<String> = recalled
         .facts
@@ -125,6 +129,7 @@ pub fn plan_call<'t>(
         memories: &memories,
         older: &older,
         summary: situation.summary,
+        since_summary: &since_summary,
         mood: situation.mood,
         recent: &recent,
         current: turn.content.as_str(),
