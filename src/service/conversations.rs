@@ -2,7 +2,7 @@
 
 use crate::{
     domain::{CharacterId, ConversationId, ParseError, PlayerId, Role, Source},
-    service::{ServiceError, ServiceResult, Services},
+    service::{ServiceError, ServiceResult, Services, memory::extraction},
     store::{
         conversations::{self, ConversationSummaryRow, ListOf, ListPosition},
         messages::{self, MessageRow},
@@ -117,6 +117,20 @@ pub struct ConversationSummary {
     pub last_message: Option<Message>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The labels fact extraction gave the conversation; empty until it has.
+    pub topics: Vec<String>,
+}
+
+/// The stored topics; empty when there are none yet. The column is only ever written
+/// from a `Vec<String>`, so anything else is a stored fault, logged and shown as none.
+fn topics(id: &ConversationId, stored: Option<&str>) -> Vec<String> {
+    let Some(stored) = stored else {
+        return Vec::new();
+    };
+    serde_json::from_str(stored).unwrap_or_else(|error| {
+        tracing::warn!(conversation_id = %id, %error, "stored topics are not a list of strings");
+        Vec::new()
+    })
 }
 
 impl From<ConversationSummaryRow> for ConversationSummary {
@@ -139,6 +153,7 @@ impl From<ConversationSummaryRow> for ConversationSummary {
             _ => None,
         };
         Self {
+            topics: topics(&row.id, row.topics.as_deref()),
             id: row.id,
             player_id: row.player_id,
             character_id: row.character_id,
@@ -193,11 +208,14 @@ impl ListCursor {
 }
 
 /// A page of conversations, newest first: a player's, a character's (with every player),
-/// or one pair's. At least one of the two ids: a list of everything is not offered.
+/// or one pair's; with `topic`, only those carrying it (compared as extraction keeps
+/// topics: trimmed, lower-case). At least one of the two ids: a list of everything is not
+/// offered.
 pub async fn list(
     services: &Services,
     player_id: Option<&PlayerId>,
     character_id: Option<&CharacterId>,
+    topic: Option<&str>,
     limit: u32,
     after: Option<&ListCursor>,
 ) -> ServiceResult<ConversationList> {
@@ -211,9 +229,28 @@ pub async fn list(
             ));
         }
     };
+    let topic = match topic {
+        None => None,
+        // A topic no extraction could have kept (blank, too long) matches nothing.
+        Some(raw) => match extraction::topic(raw) {
+            Some(topic) => Some(topic),
+            None => {
+                return Ok(ConversationList {
+                    conversations: Vec::new(),
+                    next: None,
+                });
+            }
+        },
+    };
     // One more than asked tells whether another page follows.
-    let mut rows =
-        conversations::list(&services.pool, of, after.map(|cursor| &cursor.0), limit + 1).await?;
+    let mut rows = conversations::list(
+        &services.pool,
+        of,
+        topic.as_deref(),
+        after.map(|cursor| &cursor.0),
+        limit + 1,
+    )
+    .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = more.then(|| rows.last()).flatten().map(|row| {

@@ -29,6 +29,7 @@ mod jobs;
 mod logs;
 mod memory;
 mod metrics;
+mod mood;
 mod openapi;
 mod operations;
 mod paid_call;

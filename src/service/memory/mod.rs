@@ -1,14 +1,16 @@
 //! What characters remember: the running summary of each conversation (`summary`),
 //! long-term facts per (player, character) (`facts`, `extraction`), their retrieval for
 //! prompts and dashboards (`recall`, `retrieval`), vectors of facts and messages for
-//! relevance by meaning (`embeddings`, `vectors`), the background jobs that build them
-//! (`jobs`) and the right to be forgotten (`erasure`).
+//! relevance by meaning (`embeddings`, `vectors`), the character's mood and the affinity
+//! hint it suggests (`mood`), the background jobs that build them (`jobs`) and the right
+//! to be forgotten (`erasure`).
 
 pub mod embeddings;
 pub mod erasure;
 pub mod extraction;
 pub mod facts;
 pub mod jobs;
+pub mod mood;
 pub mod recall;
 pub mod retrieval;
 pub mod search;

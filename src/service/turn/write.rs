@@ -15,7 +15,10 @@ use crate::{
     service::{
         ServiceError, ServiceResult, Services,
         conversations::Message,
-        memory::jobs::{self, Progress},
+        memory::{
+            jobs::{self, Progress},
+            mood,
+        },
     },
     store::{
         conversations::{self, ConversationRow},
@@ -148,6 +151,7 @@ pub async fn store_turn(
         reply: Message::from(reply_message),
         fallback_reason: reply.fallback_reason,
         usage: TurnUsage::new(reply.spent, reply.llm_time),
+        affinity_hint: mood::hint_for_turn(begun.standing.as_ref()),
     };
     if let Some(claimed) = claimed {
         let stored = serde_json::to_string(&exchange).context("encoding the idempotent answer")?;
