@@ -474,6 +474,7 @@ fn ranking_bench() -> Vec<Timing> {
                         character_id: CHARACTER.into(),
                         text: fact_text(i),
                         importance: (i % 10 + 1) as u8,
+                        source: npc_dialogue::domain::MemorySource::Conversation,
                         conversation_id: None,
                         from_seq: Some(1),
                         to_seq: Some(2),

@@ -102,6 +102,7 @@ mod tests {
             character_id: "c".into(),
             text: text.into(),
             importance,
+            source: crate::domain::MemorySource::Conversation,
             conversation_id: None,
             from_seq: None,
             to_seq: None,

@@ -94,7 +94,7 @@ pub async fn store_turn(
     )
     .await?;
     if services.llm.is_configured() {
-        jobs::schedule_due(
+        jobs::schedule_for_new_messages(
             &mut tx,
             &jobs::Policy::of(&services.config),
             jobs::Owner {
@@ -107,6 +107,7 @@ pub async fn store_turn(
                 summary_seq: conversation.summary_seq,
                 extracted_seq: conversation.extracted_seq,
             },
+            jobs::Arrival::Turn,
         )
         .await?;
     }
