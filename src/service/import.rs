@@ -455,9 +455,10 @@ mod tests {
     #[test]
     fn times_are_rfc_3339_from_1970_to_now_at_microseconds() {
         let now = crate::clock::now();
-        assert!(parse_time("2026-11-24T10:00:00.1234567Z", now).is_ok_and(
-            |time| time.timestamp_subsec_nanos() == 123_456_000
-        ));
+        assert!(
+            parse_time("2026-11-24T10:00:00.1234567Z", now)
+                .is_ok_and(|time| time.timestamp_subsec_nanos() == 123_456_000)
+        );
         for bad in [
             "",
             "yesterday",

@@ -65,7 +65,7 @@ pub fn due(
 ) -> Vec<JobKind> {
     let mut due = Vec::new();
     let aged_out = progress.last_seq.saturating_sub(window);
-    if aged_out >= progress.summary_seq + summary_batch {
+    if aged_out >= progress.summary_seq.saturating_add(summary_batch) {
         due.push(JobKind::Summarize);
     }
     // Player and character lines alternate, so half the unread messages are the player's.
@@ -92,7 +92,9 @@ pub fn due_after(arrival: Arrival, progress: Progress, policy: &Policy) -> Vec<J
     );
     if arrival == Arrival::Import {
         let waiting = progress.last_seq.saturating_sub(progress.extracted_seq);
-        let batch = policy.extract_every.saturating_mul(IMPORT_EXTRACTION_FACTOR);
+        let batch = policy
+            .extract_every
+            .saturating_mul(IMPORT_EXTRACTION_FACTOR);
         due.retain(|kind| *kind != JobKind::ExtractFacts);
         if waiting >= batch {
             due.push(JobKind::ExtractFacts);
@@ -411,7 +413,8 @@ mod tests {
         assert!(import(500, 0).contains(&JobKind::Summarize));
         // A turn keeps its own period.
         assert!(
-            due_after(Arrival::Turn, progress(10, 0, 0), &policy()).contains(&JobKind::ExtractFacts)
+            due_after(Arrival::Turn, progress(10, 0, 0), &policy())
+                .contains(&JobKind::ExtractFacts)
         );
     }
 
@@ -428,7 +431,11 @@ mod tests {
             calls
         };
         assert_eq!(walk(490, 60, 0).len(), 9);
-        assert!(walk(490, 60, 0).iter().all(|batch| (54..=60).contains(batch)));
+        assert!(
+            walk(490, 60, 0)
+                .iter()
+                .all(|batch| (54..=60).contains(batch))
+        );
         assert_eq!(walk(7, 60, 0), vec![7]);
         assert_eq!(walk(0, 60, 0), Vec::<u32>::new());
         // Imported history: never fewer than `least` a call, so at most one per `least`.
@@ -437,9 +444,18 @@ mod tests {
             let most = 60u32.max(least);
             for backlog in least..=600 {
                 let calls = walk(backlog, most, least);
-                assert!(calls.iter().all(|batch| *batch >= least), "{backlog} {every}: {calls:?}");
-                assert!(calls.len() as u32 <= backlog / least, "{backlog} {every}: {calls:?}");
-                assert!(calls.iter().all(|batch| *batch < most + least), "{backlog} {every}: {calls:?}");
+                assert!(
+                    calls.iter().all(|batch| *batch >= least),
+                    "{backlog} {every}: {calls:?}"
+                );
+                assert!(
+                    calls.len() as u32 <= backlog / least,
+                    "{backlog} {every}: {calls:?}"
+                );
+                assert!(
+                    calls.iter().all(|batch| *batch < most + least),
+                    "{backlog} {every}: {calls:?}"
+                );
             }
         }
         assert_eq!(walk(500, 60, 20).len(), 9);
