@@ -27,7 +27,7 @@ fn at(second: i64) -> String {
 fn message(i: usize) -> Value {
     json!({
         "client_id": format!("m-{i}"),
-        "role": if i % 2 == 0 { "player" } else { "character" },
+        "role": if i.is_multiple_of(2) { "player" } else { "character" },
         "content": format!("line {i}"),
         "created_at": at(i as i64),
     })
@@ -150,7 +150,7 @@ async fn an_imported_history_of_500_messages_is_kept_in_order_then_summarized_an
             created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             at(i as i64)
         );
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             assert_eq!((role.as_str(), source), ("player", &None));
         } else {
             assert_eq!(

@@ -113,8 +113,8 @@ pub fn next_batch(backlog: u32, most: u32, least: u32) -> u32 {
     }
     let most = most.max(1);
     let mut calls = backlog.div_ceil(most);
-    if least > 0 {
-        calls = calls.min(backlog / least).max(1);
+    if let Some(at_most) = backlog.checked_div(least) {
+        calls = calls.min(at_most).max(1);
     }
     backlog.div_ceil(calls)
 }
