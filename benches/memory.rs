@@ -473,6 +473,7 @@ fn ranking_bench() -> Vec<Timing> {
                         player_id: PLAYER.into(),
                         character_id: CHARACTER.into(),
                         text: fact_text(i),
+                        text_hash: format!("{i:064}"),
                         importance: (i % 10 + 1) as u8,
                         source: npc_dialogue::domain::MemorySource::Conversation,
                         conversation_id: None,
@@ -485,13 +486,14 @@ fn ranking_bench() -> Vec<Timing> {
                 })
                 .collect();
             let iterations = (200_000 / count).clamp(20, 2_000);
+            let query = retrieval::Query::words(QUERY);
             for _ in 0..iterations.min(20) {
-                black_box(retrieval::rank(black_box(&facts), Some(QUERY), now, 5));
+                black_box(retrieval::rank(black_box(&facts), &query, now, 5));
             }
             let mut samples = Vec::with_capacity(iterations);
             for _ in 0..iterations {
                 let started = Instant::now();
-                black_box(retrieval::rank(black_box(&facts), Some(QUERY), now, 5));
+                black_box(retrieval::rank(black_box(&facts), &query, now, 5));
                 samples.push(started.elapsed());
             }
             Timing {
@@ -506,8 +508,7 @@ fn ranking_bench() -> Vec<Timing> {
 
 fn print_retrieval(recall: &[Timing], ranking: &[Timing]) {
     println!(
-        "\n## 2. Fact retrieval for one player (limit 5; recall scores at most {} candidates)\n",
-        recall::RETRIEVAL_CANDIDATES
+        "\n## 2. Fact retrieval for one player (limit 5; recall scores every fact of the pair)\n"
     );
     println!(
         "| facts stored | recall() median | recall() p95 | iterations | rank() alone median | rank() p95 | iterations |"

@@ -79,7 +79,13 @@ pub struct Config {
     pub database_url: Secret,
     pub bind_addr: SocketAddr,
     pub llm: LlmConfig,
-    pub embedding_model: Option<String>,
+    /// Semantic memory; `None` (no `EMBEDDING_MODEL`): relevance is lexical.
+    pub embedding: Option<EmbeddingConfig>,
+    /// Older messages of the pair in a prompt (`MEMORY_MESSAGES_IN_PROMPT`, default 3).
+    pub memory_messages_in_prompt: u32,
+    /// What a replica keeps of vectors in memory, in bytes (`MEMORY_CACHE_MB`, default
+    /// 64; not in the SPEC's table).
+    pub memory_cache_bytes: usize,
     pub player_llm_calls_per_hour: u32,
     pub player_monthly_budget_usd: Usd,
     pub global_daily_budget_usd: Option<Usd>,
@@ -160,6 +166,20 @@ pub struct LlmConfig {
     pub turn_queue_wait: Duration,
 }
 
+/// Where and how texts are embedded (`EMBEDDING_*`).
+#[derive(Debug, Clone)]
+pub struct EmbeddingConfig {
+    pub model: String,
+    /// `EMBEDDING_BASE_URL`, default the LLM's.
+    pub base_url: ServiceUrl,
+    /// `EMBEDDING_API_KEY`, default the LLM's; a local server may need none.
+    pub api_key: Option<Secret>,
+    /// The turn's one embedding call waits this long at most (`EMBEDDING_TIMEOUT_MS`).
+    pub turn_timeout: Duration,
+    /// A background batch's call (the LLM's per-attempt timeout).
+    pub job_timeout: Duration,
+}
+
 /// Start-up refused because of one variable.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {variable}: {reason}")]
@@ -198,19 +218,7 @@ impl Config {
                 reason: "must be a mysql:// URL".into(),
             });
         }
-        let base_url = vars
-            .string("LLM_BASE_URL", "https://api.openai.com/v1")
-            .trim_end_matches('/')
-            .to_owned();
-        if url::Url::parse(&base_url)
-            .map(|url| !matches!(url.scheme(), "http" | "https"))
-            .unwrap_or(true)
-        {
-            return Err(ConfigError {
-                variable: "LLM_BASE_URL",
-                reason: format!("{:?} is not an http(s) URL", redact_url(&base_url)),
-            });
-        }
+        let base_url = vars.http_url("LLM_BASE_URL", "https://api.openai.com/v1")?;
         let prices = match vars.optional("MODEL_PRICES_FILE") {
             None => PriceTable::builtin(),
             Some(path) => PriceTable::builtin()
@@ -234,7 +242,7 @@ impl Config {
             database_url: Secret::new(database_url),
             bind_addr: vars.parse("BIND_ADDR", "127.0.0.1:8080")?,
             llm: LlmConfig {
-                base_url: ServiceUrl::new(base_url),
+                base_url: ServiceUrl::new(base_url.clone()),
                 api_key: vars.optional("LLM_API_KEY").map(Secret::new),
                 model: vars.string("LLM_MODEL", "gpt-4o-mini"),
                 fallback_model: vars.optional("LLM_FALLBACK_MODEL"),
@@ -247,7 +255,21 @@ impl Config {
                 circuit_cooldown: vars.millis("LLM_CIRCUIT_COOLDOWN_MS", 30_000)?,
                 turn_queue_wait,
             },
-            embedding_model: vars.optional("EMBEDDING_MODEL"),
+            embedding: match vars.optional("EMBEDDING_MODEL") {
+                None => None,
+                Some(model) => Some(EmbeddingConfig {
+                    model,
+                    base_url: ServiceUrl::new(vars.http_url("EMBEDDING_BASE_URL", &base_url)?),
+                    api_key: vars
+                        .optional("EMBEDDING_API_KEY")
+                        .or_else(|| vars.optional("LLM_API_KEY"))
+                        .map(Secret::new),
+                    turn_timeout: vars.millis("EMBEDDING_TIMEOUT_MS", 800)?,
+                    job_timeout: vars.millis("LLM_TIMEOUT_MS", 10_000)?,
+                }),
+            },
+            memory_messages_in_prompt: vars.parse("MEMORY_MESSAGES_IN_PROMPT", "3")?,
+            memory_cache_bytes: vars.parse::<usize>("MEMORY_CACHE_MB", "64")? * 1024 * 1024,
             player_llm_calls_per_hour: vars.parse("PLAYER_LLM_CALLS_PER_HOUR", "60")?,
             player_monthly_budget_usd: vars
                 .money("PLAYER_MONTHLY_BUDGET_USD", Some("5.00"))?
@@ -330,6 +352,21 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         self.optional(name).unwrap_or_else(|| default.to_owned())
     }
 
+    /// An http(s) URL without its trailing slash.
+    fn http_url(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let url = self.string(name, default).trim_end_matches('/').to_owned();
+        if url::Url::parse(&url)
+            .map(|url| !matches!(url.scheme(), "http" | "https"))
+            .unwrap_or(true)
+        {
+            return Err(ConfigError {
+                variable: name,
+                reason: format!("{:?} is not an http(s) URL", redact_url(&url)),
+            });
+        }
+        Ok(url)
+    }
+
     fn parse<T: FromStr>(&self, name: &'static str, default: &str) -> Result<T, ConfigError>
     where
         T::Err: fmt::Display,
@@ -404,6 +441,39 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn embeddings_default_to_the_llms_url_and_key() -> Result<(), ConfigError> {
+        let off = parse(&[])?;
+        assert!(off.embedding.is_none());
+        assert_eq!(off.memory_messages_in_prompt, 3);
+        let on = parse(&[
+            ("EMBEDDING_MODEL", "text-embedding-3-small"),
+            ("LLM_BASE_URL", "http://gateway:4000/v1/"),
+            ("LLM_API_KEY", "sk-llm"),
+        ])?;
+        let embedding = on.embedding.expect("configured");
+        assert_eq!(embedding.base_url.expose(), "http://gateway:4000/v1");
+        assert_eq!(
+            embedding.api_key.as_ref().map(Secret::expose),
+            Some("sk-llm")
+        );
+        assert_eq!(embedding.turn_timeout, Duration::from_millis(800));
+        let own = parse(&[
+            ("EMBEDDING_MODEL", "e5"),
+            ("EMBEDDING_BASE_URL", "http://127.0.0.1:8092/v1"),
+            ("EMBEDDING_API_KEY", "local"),
+            ("EMBEDDING_TIMEOUT_MS", "250"),
+        ])?
+        .embedding
+        .expect("configured");
+        assert_eq!(own.base_url.expose(), "http://127.0.0.1:8092/v1");
+        assert_eq!(own.api_key.as_ref().map(Secret::expose), Some("local"));
+        assert_eq!(own.turn_timeout, Duration::from_millis(250));
+        let bad = parse(&[("EMBEDDING_MODEL", "e5"), ("EMBEDDING_BASE_URL", "ftp://x")]);
+        assert_eq!(bad.err().map(|e| e.variable), Some("EMBEDDING_BASE_URL"));
+        Ok(())
     }
 
     #[test]

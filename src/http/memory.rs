@@ -8,8 +8,11 @@ use super::{
     wire::GameId,
 };
 use crate::{
-    domain::{CharacterId, PlayerId},
-    service::memory::{facts, recall},
+    domain::{CharacterId, PlayerId, Role},
+    service::memory::{
+        facts, recall,
+        search::{self, HitKind, Search},
+    },
 };
 use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
@@ -68,7 +71,7 @@ pub async fn list_memory(
 ) -> Result<Json<FactList>, ApiError> {
     let player_id = PlayerId::parse(&query.player_id)?;
     let character_id = CharacterId::parse(&query.character_id)?;
-    let limit = page_size(query.limit, DEFAULT_FACTS, recall::RETRIEVAL_CANDIDATES)?;
+    let limit = page_size(query.limit, DEFAULT_FACTS, recall::MAX_LISTED)?;
     let facts = recall::list(
         &state,
         &player_id,
@@ -89,6 +92,146 @@ pub async fn list_memory(
                 updated_at: fact.updated_at,
                 last_used_at: fact.last_used_at,
                 conversation_id: fact.conversation_id,
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /memory/search` query.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    #[param(value_type = GameId)]
+    pub character_id: String,
+    #[param(value_type = GameId)]
+    pub player_id: String,
+    /// What to look for (1 to `MAX_MESSAGE_CHARS` characters).
+    #[param(min_length = 1)]
+    pub q: String,
+    /// At most this many results (1–50, default 10).
+    #[param(minimum = 1, maximum = 50)]
+    pub limit: Option<u32>,
+    /// What to search, comma-separated: `fact`, `message` (default both).
+    #[param(example = "fact,message")]
+    pub kinds: Option<String>,
+}
+
+/// What a search result is.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultKind {
+    Fact,
+    Message,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchResult {
+    pub kind: ResultKind,
+    /// The fact's or the message's id.
+    pub id: u64,
+    pub text: String,
+    /// 0 to 1, higher is better: relevance to the query (by meaning when embeddings are
+    /// on), importance and recency.
+    pub score: f64,
+    pub created_at: DateTime<Utc>,
+    /// The conversation the message is in, or the fact was learned in.
+    pub conversation_id: Option<String>,
+    /// Messages only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
+    /// Messages only: `player` or `character`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Role>,
+    /// Facts only: 1–10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub importance: Option<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchResults {
+    /// Best first; only what is relevant to the query at all.
+    pub results: Vec<SearchResult>,
+}
+
+const DEFAULT_RESULTS: u32 = 10;
+const MAX_RESULTS: u32 = 50;
+
+/// `kinds` as (facts, messages).
+fn kinds(raw: Option<&str>) -> Result<(bool, bool), ApiError> {
+    let Some(raw) = raw else {
+        return Ok((true, true));
+    };
+    let (mut facts, mut messages) = (false, false);
+    for kind in raw.split(',').map(str::trim) {
+        match kind {
+            "fact" => facts = true,
+            "message" => messages = true,
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "kinds: {other:?} is neither \"fact\" nor \"message\""
+                )));
+            }
+        }
+    }
+    Ok((facts, messages))
+}
+
+/// Facts and past messages of a (character, player) pair ranked for a query: by meaning
+/// when embeddings are on (`EMBEDDING_MODEL`), by words otherwise.
+#[utoipa::path(get, path = "/memory/search", tag = "memory",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "The results, best first", body = SearchResults),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ))]
+pub async fn search_memory(
+    State(state): State<AppState>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let player_id = PlayerId::parse(&query.player_id)?;
+    let character_id = CharacterId::parse(&query.character_id)?;
+    let limit = page_size(query.limit, DEFAULT_RESULTS, MAX_RESULTS)?;
+    let (facts, messages) = kinds(query.kinds.as_deref())?;
+    let text = query.q.trim();
+    if text.is_empty() {
+        return Err(ApiError::Validation("q must not be empty".into()));
+    }
+    let chars = text.chars().count();
+    if chars > state.config.max_message_chars {
+        return Err(ApiError::Validation(format!(
+            "q must be at most {} characters (got {chars})",
+            state.config.max_message_chars
+        )));
+    }
+    let hits = search::search(
+        &state,
+        Search {
+            player_id: &player_id,
+            character_id: &character_id,
+            text,
+            limit,
+            facts,
+            messages,
+        },
+    )
+    .await?;
+    Ok(Json(SearchResults {
+        results: hits
+            .into_iter()
+            .map(|hit| SearchResult {
+                kind: match hit.kind {
+                    HitKind::Fact => ResultKind::Fact,
+                    HitKind::Message => ResultKind::Message,
+                },
+                id: hit.id,
+                text: hit.text,
+                score: (hit.score * 10_000.0).round() / 10_000.0,
+                created_at: hit.created_at,
+                conversation_id: hit.conversation_id,
+                seq: hit.seq,
+                role: hit.role,
+                importance: hit.importance,
             })
             .collect(),
     }))

@@ -100,6 +100,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(players::put_budget))
         .routes(routes!(players::erase_player))
         .routes(routes!(memory::list_memory))
+        .routes(routes!(memory::search_memory))
         .routes(routes!(memory::delete_fact))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::job_stats))

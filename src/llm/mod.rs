@@ -1,5 +1,6 @@
-//! The LLM client: OpenAI-compatible chat completions over HTTP.
+//! The LLM client: OpenAI-compatible chat completions and embeddings over HTTP.
 
+pub mod embeddings;
 pub mod openai;
 pub mod retry;
 pub mod stream;

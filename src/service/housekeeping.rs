@@ -2,7 +2,8 @@
 //! back (checked every second), and what has outlived its retention is deleted every
 //! `HOUSEKEEPING_INTERVAL_MS`, by every replica (the deletes are idempotent): stored
 //! answers, quota calls older than the hour and reservations that expired. Turns leave
-//! those to this, so that their transactions only read what counts.
+//! those to this, so that their transactions only read what counts. With embeddings on,
+//! it also finds history without a vector of the current model and schedules it.
 
 use crate::{
     service::Services,
@@ -33,6 +34,12 @@ pub fn spawn(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) -> Jo
                 }
                 if let Err(error) = prune_spend_rows(&services.pool).await {
                     tracing::warn!(%error, "could not prune quota calls and reservations; next time");
+                }
+                if let Err(error) = crate::service::memory::embeddings::sweep(&services).await {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "could not sweep for history to embed; next time"
+                    );
                 }
                 next_purge = Instant::now() + interval;
             }

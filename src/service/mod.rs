@@ -39,6 +39,8 @@ pub struct Services {
     /// `/readyz`'s own connection, so probes and turns never wait for each other.
     pub readiness: MySqlPool,
     pub llm: OpenAiClient,
+    /// `None` with `EMBEDDING_MODEL` unset: relevance by words only.
+    pub embeddings: Option<memory::embeddings::Embeddings>,
     pub ledger: Ledger,
     pub circuits: CircuitBreakers,
     /// Player ids under the keyed hash erasure remembers them by.
@@ -66,6 +68,13 @@ impl Services {
         let keys = PlayerKeys::new(secret.as_bytes());
         Ok(Self {
             llm: OpenAiClient::new(&config.llm)?,
+            embeddings: match &config.embedding {
+                Some(embedding) => Some(memory::embeddings::Embeddings::new(
+                    embedding,
+                    config.memory_cache_bytes,
+                )?),
+                None => None,
+            },
             ledger: Ledger::new(pool.clone(), config.clone(), keys.clone()),
             keys,
             circuits: CircuitBreakers::new(

@@ -324,3 +324,19 @@ pub async fn mark_read(
     }
     Ok(get(pool, id).await?.is_some())
 }
+
+/// Whether the player and the character have ever talked (or imported a history).
+pub async fn pair_has_history(
+    pool: &MySqlPool,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> sqlx::Result<bool> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM conversations WHERE player_id = ? AND character_id = ? LIMIT 1",
+    )
+    .bind(player_id)
+    .bind(character_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}

@@ -28,7 +28,8 @@ pub async fn generation_locked(conn: &mut MySqlConnection, key: &PlayerKey) -> s
     Ok(generation.unwrap_or(0))
 }
 
-/// Erases the player's conversations, messages, summaries, facts, affinity and mood,
+/// Erases the player's conversations, messages, summaries, facts and their vectors,
+/// affinity and mood,
 /// pending jobs, keys and leases; usage rows stay for accounting, with their player and
 /// conversation unlinked. This month's spend, the player's own limit, their quota calls
 /// and reservations in flight carry over under `key`. False when the player was unknown
@@ -89,9 +90,10 @@ pub async fn erase_player(
         "DELETE k FROM idempotency_keys k JOIN conversations c ON c.id = k.conversation_id WHERE c.player_id = ?",
         "DELETE l FROM conversation_leases l JOIN conversations c ON c.id = l.conversation_id WHERE c.player_id = ?",
     ];
-    const BY_PLAYER: [&str; 7] = [
+    const BY_PLAYER: [&str; 8] = [
         "DELETE FROM conversations WHERE player_id = ?",
         "DELETE FROM memory_facts WHERE player_id = ?",
+        "DELETE FROM memory_vectors WHERE player_id = ?",
         "DELETE FROM affinities WHERE player_id = ?",
         "DELETE FROM jobs WHERE player_id = ?",
         "DELETE FROM player_monthly_spend WHERE player_id = ?",

@@ -10,6 +10,8 @@ pub struct FactRow {
     pub player_id: String,
     pub character_id: String,
     pub text: String,
+    /// SHA-256 of the normalized text: a vector is current while it is of this hash.
+    pub text_hash: String,
     pub importance: u8,
     /// Where it was learned: from a turn's exchange or from imported history.
     pub source: MemorySource,
@@ -34,8 +36,8 @@ pub struct NewFact<'a> {
     pub to_seq: u32,
 }
 
-/// The facts worth considering, most important and freshest first, at most `limit`:
-/// retrieval scores these, so its cost is bounded whatever a player has accumulated.
+/// The pair's `limit` most important and freshest facts (what extraction shows the
+/// model of what is already known).
 pub async fn candidates<'c>(
     conn: impl MySqlExecutor<'c>,
     player_id: &PlayerId,
@@ -43,14 +45,33 @@ pub async fn candidates<'c>(
     limit: u32,
 ) -> sqlx::Result<Vec<FactRow>> {
     sqlx::query_as(
-        "SELECT id, player_id, character_id, text, importance, source, conversation_id, from_seq, to_seq,
-             created_at, updated_at, last_used_at
+        "SELECT id, player_id, character_id, text, text_hash, importance, source, conversation_id,
+             from_seq, to_seq, created_at, updated_at, last_used_at
          FROM memory_facts WHERE player_id = ? AND character_id = ?
          ORDER BY importance DESC, updated_at DESC LIMIT ?",
     )
     .bind(player_id)
     .bind(character_id)
     .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Every fact of the pair, most important and freshest first: retrieval scores them
+/// all, so a relevant fact of low importance is never out of reach.
+pub async fn of_pair<'c>(
+    conn: impl MySqlExecutor<'c>,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> sqlx::Result<Vec<FactRow>> {
+    sqlx::query_as(
+        "SELECT id, player_id, character_id, text, text_hash, importance, conversation_id,
+             from_seq, to_seq, created_at, updated_at, last_used_at
+         FROM memory_facts WHERE player_id = ? AND character_id = ?
+         ORDER BY importance DESC, updated_at DESC",
+    )
+    .bind(player_id)
+    .bind(character_id)
     .fetch_all(conn)
     .await
 }
@@ -111,7 +132,7 @@ pub async fn update(
     Ok(result.rows_affected() == 1)
 }
 
-/// Deletes a fact only if it belongs to this player and character.
+/// Deletes a fact (and its vector) only if it belongs to this player and character.
 pub async fn delete_owned(
     conn: &mut MySqlConnection,
     id: u64,
@@ -123,16 +144,24 @@ pub async fn delete_owned(
             .bind(id)
             .bind(player_id)
             .bind(character_id)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
-    Ok(result.rows_affected() == 1)
+    let deleted = result.rows_affected() == 1;
+    if deleted {
+        super::vectors::delete_fact(conn, id).await?;
+    }
+    Ok(deleted)
 }
 
+/// Deletes a fact and its vector.
 pub async fn delete(pool: &MySqlPool, id: u64) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
     let result = sqlx::query("DELETE FROM memory_facts WHERE id = ?")
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    super::vectors::delete_fact(&mut *tx, id).await?;
+    tx.commit().await?;
     Ok(result.rows_affected() == 1)
 }
 

@@ -1,7 +1,9 @@
 //! The `messages` table: gapless `seq` per conversation; imported ones carry the
 //! studio's `client_id`.
 
-use crate::domain::{ClientMessageId, ConversationId, FallbackReason, Role, Source};
+use crate::domain::{
+    CharacterId, ClientMessageId, ConversationId, FallbackReason, PlayerId, Role, Source,
+};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool, QueryBuilder};
 
@@ -223,4 +225,44 @@ pub async fn run_after(
     .fetch_one(pool)
     .await?;
     Ok(Some((imported, other.map_or(up_to_seq, |seq| seq - 1))))
+}
+
+/// The messages with these ids, oldest first.
+pub async fn by_ids<'c>(
+    conn: impl MySqlExecutor<'c>,
+    ids: &[u64],
+) -> sqlx::Result<Vec<MessageRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::new(
+        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, truncated, created_at
+         FROM messages WHERE id IN (",
+    );
+    let mut separated = query.separated(", ");
+    for id in ids {
+        separated.push_bind(*id);
+    }
+    query.push(") ORDER BY created_at, id");
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// Every message between the player and the character, in all their conversations,
+/// oldest first (a lexical search reads them all).
+pub async fn of_pair(
+    pool: &MySqlPool,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> sqlx::Result<Vec<MessageRow>> {
+    sqlx::query_as(
+        "SELECT m.id, m.conversation_id, m.seq, m.role, m.content, m.source, m.fallback_reason,
+             m.truncated, m.created_at
+         FROM conversations c JOIN messages m ON m.conversation_id = c.id
+         WHERE c.player_id = ? AND c.character_id = ?
+         ORDER BY m.created_at, m.id",
+    )
+    .bind(player_id)
+    .bind(character_id)
+    .fetch_all(pool)
+    .await
 }

@@ -12,6 +12,7 @@ pub mod players;
 pub mod secrets;
 pub mod spend;
 pub mod usage;
+pub mod vectors;
 
 use crate::config::Secret;
 use anyhow::Context;

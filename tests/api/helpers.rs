@@ -140,6 +140,18 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// As `restart`, with these variables changed ("" removes one).
+    pub async fn restart_with(&mut self, overrides: &[(&str, &str)]) {
+        for (name, value) in overrides {
+            if value.is_empty() {
+                self.vars.remove(*name);
+            } else {
+                self.vars.insert((*name).to_owned(), (*value).to_owned());
+            }
+        }
+        self.restart().await;
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let builder = self
             .client
@@ -239,6 +251,7 @@ impl TestApp {
             "idempotency_keys" => "SELECT COUNT(*) FROM idempotency_keys",
             "budget_reservations" => "SELECT COUNT(*) FROM budget_reservations",
             "quota_calls" => "SELECT COUNT(*) FROM quota_calls",
+            "memory_vectors" => "SELECT COUNT(*) FROM memory_vectors",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)

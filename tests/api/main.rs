@@ -36,6 +36,7 @@ mod paid_call;
 
 mod replicas;
 mod resilience;
+mod semantic;
 mod streaming;
 mod studio;
 mod transactions;

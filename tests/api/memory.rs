@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Background work as fast as the tests can go.
-const QUICK_JOBS: [(&str, &str); 2] = [("JOB_POLL_MS", "20"), ("JOB_RETRY_BASE_MS", "10")];
+pub(crate) const QUICK_JOBS: [(&str, &str); 2] =
+    [("JOB_POLL_MS", "20"), ("JOB_RETRY_BASE_MS", "10")];
 
-fn with_quick_jobs<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn with_quick_jobs<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     QUICK_JOBS
         .iter()
         .copied()
@@ -21,7 +22,7 @@ fn with_quick_jobs<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> 
 }
 
 /// Waits (up to 10 s) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -33,7 +34,7 @@ where
     }
 }
 
-async fn jobs_left(app: &TestApp) -> i64 {
+pub(crate) async fn jobs_left(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status <> 'parked'")
         .fetch_one(&app.pool)
         .await
@@ -50,7 +51,7 @@ async fn memory_of(app: &TestApp, player: &str, character: &str) -> Vec<Value> {
     body["facts"].as_array().cloned().unwrap_or_default()
 }
 
-fn extraction(json: Value) -> MockReply {
+pub(crate) fn extraction(json: Value) -> MockReply {
     MockReply::text(&json.to_string(), 300, 40)
 }
 

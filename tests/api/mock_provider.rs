@@ -1,6 +1,9 @@
 //! An OpenAI-compatible chat-completions server that records what it receives and
 //! answers from a script (then from its default reply).
 
+#[path = "../../src/bin/bench/mock_embeddings.rs"]
+pub mod mock_embeddings;
+
 use axum::{
     Json, Router,
     extract::State,
@@ -120,6 +123,7 @@ impl MockProvider {
         let state = Arc::new(MockState::default());
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/embeddings", post(embeddings))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -190,6 +194,63 @@ impl MockProvider {
             .pop()
             .expect("the provider received no request")
     }
+}
+
+/// `POST /v1/embeddings`: the shared deterministic mock vectors (`mock_embeddings`), one
+/// per input in order, with usage; scripted replies (purpose `embedding`) can fail it.
+async fn embeddings(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    state
+        .requests
+        .lock()
+        .expect("requests lock")
+        .push(RecordedRequest {
+            headers,
+            body: body.clone(),
+            received_at: Instant::now(),
+        });
+    let mut scripted = state
+        .scripts
+        .lock()
+        .expect("script lock")
+        .get_mut("embedding")
+        .and_then(VecDeque::pop_front);
+    while let Some(MockReply::Delayed(delay, inner)) = scripted {
+        tokio::time::sleep(delay).await;
+        scripted = Some(*inner);
+    }
+    if let Some(failure) = scripted.filter(|reply| !matches!(reply, MockReply::Text { .. })) {
+        return answer(failure, &body).await;
+    }
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(texts) => texts
+            .iter()
+            .map(|text| text.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        _ => return (StatusCode::BAD_REQUEST, "input must be text").into_response(),
+    };
+    let tokens: usize = inputs
+        .iter()
+        .map(|text| text.split_whitespace().count())
+        .sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            json!({"object": "embedding", "index": index, "embedding": mock_embeddings::embed(text)})
+        })
+        .collect();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "model": body["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+    }))
+    .into_response()
 }
 
 async fn chat_completions(

@@ -135,19 +135,20 @@ pub fn embed(text: &str) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     fn cosine(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
     }
 
     #[test]
     fn a_question_about_pets_lands_nearer_a_cat_than_the_sea() {
-        let query = embed("Do you like pets?");
-        let cat = embed("Player has a cat named Whiskers");
-        let sea = embed("Player is the captain of a ship");
+        let query = super::embed("Do you like pets?");
+        let cat = super::embed("Player has a cat named Whiskers");
+        let sea = super::embed("Player is the captain of a ship");
         assert!(cosine(&query, &cat) > cosine(&query, &sea) + 0.1);
-        assert_eq!(embed("Player has a cat"), embed("player has a CATS"));
+        assert_eq!(
+            super::embed("Player has a cat"),
+            super::embed("player has a CATS")
+        );
         assert!((cosine(&cat, &cat) - 1.0).abs() < 1e-5);
     }
 }

@@ -4,7 +4,7 @@
 use super::{
     JobDone, MESSAGES_PER_JOB, background_call,
     extraction::{self, Extraction},
-    jobs,
+    jobs::{self, JobKind},
 };
 use crate::{
     domain::{ConversationId, MemorySource, Role},
@@ -220,6 +220,17 @@ async fn apply(
             &job.character_id,
             (&mood.label, mood.intensity, &mood.reason),
             now,
+        )
+        .await?;
+    }
+    // New and rewritten facts need vectors of their text.
+    if services.embeddings.is_some() && (stored > 0 || !extraction.updates.is_empty()) {
+        store::jobs::schedule(
+            &mut tx,
+            JobKind::Embed.as_str(),
+            conversation_id,
+            &job.player_id,
+            &job.character_id,
         )
         .await?;
     }

@@ -1,7 +1,7 @@
 //! Background work: scheduled with the turn that causes it, done by workers in every
 //! replica after the answer, never on the player's critical path.
 
-use super::{JobDone, facts, summary};
+use super::{JobDone, embeddings, facts, summary};
 use crate::{
     config::Config,
     domain::{CharacterId, ConversationId, PlayerId},
@@ -17,6 +17,8 @@ use tracing::Instrument;
 pub enum JobKind {
     Summarize,
     ExtractFacts,
+    /// Vectors for the conversation's messages and its pair's facts (embeddings on).
+    Embed,
 }
 
 impl JobKind {
@@ -24,6 +26,7 @@ impl JobKind {
         match self {
             Self::Summarize => "summarize",
             Self::ExtractFacts => "extract_facts",
+            Self::Embed => "embed",
         }
     }
 
@@ -31,6 +34,7 @@ impl JobKind {
         match raw {
             "summarize" => Some(Self::Summarize),
             "extract_facts" => Some(Self::ExtractFacts),
+            "embed" => Some(Self::Embed),
             _ => None,
         }
     }
@@ -56,7 +60,8 @@ pub enum Arrival {
 pub const IMPORT_EXTRACTION_FACTOR: u32 = 4;
 
 /// The SPEC's policy: summarize once `summary_batch` messages have left the window of
-/// `window` since the last summary; extract every `extract_every` player messages.
+/// `window` since the last summary; extract every `extract_every` player messages;
+/// with embeddings on, embed what is new.
 pub fn due(
     progress: Progress,
     window: u32,
@@ -126,6 +131,8 @@ pub struct Policy {
     pub window: u32,
     pub summary_batch: u32,
     pub extract_every: u32,
+    /// Embeddings are on: new messages get vectors.
+    pub embed: bool,
 }
 
 impl Policy {
@@ -134,6 +141,7 @@ impl Policy {
             window: config.context_recent_messages,
             summary_batch: config.summary_batch,
             extract_every: config.fact_extraction_every,
+            embed: config.embedding.is_some(),
         }
     }
 }
@@ -156,7 +164,11 @@ pub async fn schedule_for_new_messages(
     progress: Progress,
     arrival: Arrival,
 ) -> sqlx::Result<()> {
-    for kind in due_after(arrival, progress, policy) {
+    let mut kinds = due_after(arrival, progress, policy);
+    if policy.embed {
+        kinds.push(JobKind::Embed);
+    }
+    for kind in kinds {
         schedule(conn, kind, owner).await?;
     }
     Ok(())
@@ -249,6 +261,7 @@ async fn run(services: &Services, job: &JobRow, token: &str) {
         Ok(generation) => match JobKind::parse(&job.kind) {
             Some(JobKind::Summarize) => summary::summarize(services, job, generation).await,
             Some(JobKind::ExtractFacts) => facts::extract_facts(services, job, generation).await,
+            Some(JobKind::Embed) => embeddings::embed_pending(services, job, generation).await,
             None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
         },
     };
@@ -395,6 +408,7 @@ mod tests {
             window: 10,
             summary_batch: 5,
             extract_every: 5,
+            embed: false,
         }
     }
 

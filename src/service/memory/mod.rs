@@ -1,15 +1,19 @@
 //! What characters remember: the running summary of each conversation (`summary`),
 //! long-term facts per (player, character) (`facts`, `extraction`), their retrieval for
-//! prompts and dashboards (`recall`, `retrieval`), the background jobs that build them
+//! prompts and dashboards (`recall`, `retrieval`), vectors of facts and messages for
+//! relevance by meaning (`embeddings`, `vectors`), the background jobs that build them
 //! (`jobs`) and the right to be forgotten (`erasure`).
 
+pub mod embeddings;
 pub mod erasure;
 pub mod extraction;
 pub mod facts;
 pub mod jobs;
 pub mod recall;
 pub mod retrieval;
+pub mod search;
 pub mod summary;
+pub mod vectors;
 
 use crate::{
     llm::{ChatMessage, Completion, Purpose, retry::RetryPolicy},

@@ -94,6 +94,15 @@ pub async fn summarize(
     })
 }
 
+/// How many of the last messages a prompt carries in full: the window of `window`,
+/// stretched back to the summary (which covers 1..=`summary_seq`) so no message falls
+/// between the two while the next summary is due, by at most two summary batches (a
+/// summary long deferred must not grow the prompt without bound).
+pub fn window_len(window: u32, summary_batch: u32, last_seq: u32, summary_seq: u32) -> u32 {
+    let unsummarized = last_seq.saturating_sub(summary_seq);
+    unsummarized.clamp(window, window + 2 * summary_batch)
+}
+
 /// The summarizer's prompt. The summary goes back into the character's prompt (quoted,
 /// in the notes block), so it is written as a record of what was said: a promise of
 /// obedience or an order a player slipped in becomes a claim, never a standing order.
@@ -125,6 +134,27 @@ fn prompt(character_name: &str, previous: Option<&str>, exchange: &[Value]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_reaches_back_to_the_summary_within_bounds() {
+        assert_eq!(
+            window_len(10, 5, 6, 0),
+            10,
+            "short conversations: the window"
+        );
+        assert_eq!(
+            window_len(10, 5, 14, 0),
+            14,
+            "nothing summarized yet: all of it"
+        );
+        assert_eq!(window_len(10, 5, 24, 10), 14, "the gap since the summary");
+        assert_eq!(
+            window_len(10, 5, 100, 10),
+            20,
+            "a deferred summary: bounded"
+        );
+        assert_eq!(window_len(0, 5, 3, 0), 3);
+    }
 
     #[test]
     fn the_summarizer_records_promises_as_claims_never_as_orders() {

@@ -17,13 +17,13 @@ use crate::{
     service::{
         ServiceError, ServiceResult, Services,
         characters::Character,
-        memory::recall::{self, RETRIEVAL_CANDIDATES},
+        memory::{recall, summary},
         paid_call::{NotCalled, circuit::Admission},
     },
     store::{
         LockConflict,
         conversations::{self, ConversationRow},
-        facts, messages,
+        messages,
         messages::MessageRow,
         players::{self, Standing},
         spend::{self, LockedPlayer},
@@ -43,10 +43,13 @@ pub struct Begun<'t> {
     /// The conversation as it was (`None`: its first turn).
     pub conversation: Option<ConversationRow>,
     pub standing: Option<Standing>,
-    /// The last messages, oldest first.
+    /// The last messages, oldest first: the window, back to the summary.
     pub recent: Vec<MessageRow>,
     /// The facts the prompt carries: marked used when the turn is stored.
     pub recalled: Vec<u64>,
+    /// The vector of the player's line (embeddings on and the call worked): stored as
+    /// the player message's own, so it is not embedded twice.
+    pub line_vector: Option<Vec<f32>>,
     /// The call to make; `None` when no LLM is configured.
     pub planned: Option<Planned<'t>>,
 }
@@ -85,11 +88,15 @@ pub async fn begin<'t>(
     services: &Services,
     turn: &'t Turn,
     character: &Character,
+    line_vector: Option<Vec<f32>>,
 ) -> ServiceResult<Begun<'t>> {
     let mut poller = Poller::new(services.config.llm.turn_queue_wait);
     loop {
-        match attempt(services, turn, character).await {
-            Ok(Some(begun)) => return Ok(begun),
+        match attempt(services, turn, character, line_vector.as_deref()).await {
+            Ok(Some(mut begun)) => {
+                begun.line_vector = line_vector;
+                return Ok(begun);
+            }
             // Another turn holds the conversation.
             Ok(None) => {}
             // Waiters inserting the same lease while its holder deletes it can deadlock
@@ -110,6 +117,7 @@ async fn attempt<'t>(
     services: &Services,
     turn: &'t Turn,
     character: &Character,
+    line_vector: Option<&[f32]>,
 ) -> ServiceResult<Option<Begun<'t>>> {
     let config = &services.config;
     let mut tx = services.pool.begin().await.context("starting a turn")?;
@@ -128,13 +136,14 @@ async fn attempt<'t>(
     }
     let standing = players::standing(&mut *tx, &turn.player_id, &turn.character_id).await?;
     let recent = match &conversation {
-        Some(_) => {
-            messages::recent(
-                &mut *tx,
-                &turn.conversation_id,
+        Some(conversation) => {
+            let carried = summary::window_len(
                 config.context_recent_messages,
-            )
-            .await?
+                config.summary_batch,
+                conversation.last_seq,
+                conversation.summary_seq,
+            );
+            messages::recent(&mut *tx, &turn.conversation_id, carried).await?
         }
         None => Vec::new(),
     };
@@ -145,11 +154,19 @@ async fn attempt<'t>(
         standing,
         recent,
         recalled: Vec::new(),
+        line_vector: None,
         planned: None,
     };
     if services.llm.is_configured() {
-        let (planned, admission) =
-            plan(services, &mut tx, turn, character, &locked, &mut begun).await?;
+        let (planned, admission) = plan(
+            services,
+            &mut tx,
+            (turn, character),
+            &locked,
+            line_vector,
+            &mut begun,
+        )
+        .await?;
         if let Err(error) = tx.commit().await {
             // The reservation went with the transaction: the call its circuit admitted
             // will not be made.
@@ -172,27 +189,28 @@ async fn attempt<'t>(
 async fn plan<'t>(
     services: &Services,
     tx: &mut MySqlConnection,
-    turn: &'t Turn,
-    character: &Character,
+    (turn, character): (&'t Turn, &Character),
     locked: &LockedPlayer,
+    line_vector: Option<&[f32]>,
     begun: &mut Begun<'t>,
 ) -> ServiceResult<(Planned<'t>, Admission)> {
-    let limit = services.config.memory_facts_in_prompt;
-    let candidates = match limit {
-        0 => Vec::new(),
-        _ => {
-            facts::candidates(
-                &mut *tx,
-                &turn.player_id,
-                &turn.character_id,
-                RETRIEVAL_CANDIDATES,
-            )
-            .await?
-        }
+    let config = &services.config;
+    let ask = recall::Ask {
+        player_id: &turn.player_id,
+        character_id: &turn.character_id,
+        generation: locked.generation,
+        line: turn.content.as_str(),
+        line_vector,
+        window: begun
+            .recent
+            .first()
+            .map(|first| (&turn.conversation_id, first.seq)),
+        facts: config.memory_facts_in_prompt,
+        messages: config.memory_messages_in_prompt,
     };
-    let chosen = recall::choose(&candidates, turn.content.as_str(), limit);
-    let call = reply::plan_call(services, turn, character, begun.situation(turn), &chosen);
-    begun.recalled = chosen.iter().map(|fact| fact.id).collect();
+    let recalled = recall::for_prompt(tx, services, ask).await?;
+    let call = reply::plan_call(services, turn, character, begun.situation(turn), &recalled);
+    begun.recalled = recalled.facts.iter().map(|fact| fact.id).collect();
 
     let month = services
         .ledger

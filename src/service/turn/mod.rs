@@ -22,6 +22,7 @@ use crate::{
     service::{
         ServiceError, ServiceResult, Services,
         characters::Character,
+        memory::embeddings,
         paid_call::{self, TextSink},
     },
     store::{self, characters as character_store},
@@ -187,7 +188,16 @@ async fn serialized(
 ) -> ServiceResult<Written> {
     let pool = &services.pool;
     let started = std::time::Instant::now();
-    let mut begun = begin::begin(services, turn, character).await?;
+    // Before the conversation is taken: no lease or connection is held over the call.
+    let line_vector = embeddings::line_vector(
+        services,
+        &turn.player_id,
+        &turn.character_id,
+        &turn.conversation_id,
+        turn.content.as_str(),
+    )
+    .await;
+    let mut begun = begin::begin(services, turn, character, line_vector).await?;
     let begun_at = started.elapsed();
     let planned = begun.planned.take();
     let composed =

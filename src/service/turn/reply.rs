@@ -12,6 +12,7 @@ use crate::{
     domain::{Affinity, FallbackReason, Role, Source},
     llm::{Purpose, retry::RetryPolicy},
     metrics,
+    service::memory::recall::Recalled,
     service::{
         ServiceResult, Services,
         characters::Character,
@@ -21,7 +22,7 @@ use crate::{
         },
         paid_call::{CallOutcome, Delivery, NotCalled, PaidCall, TextSink},
     },
-    store::{facts::FactRow, messages::MessageRow},
+    store::messages::MessageRow,
 };
 use tokio::time::Instant;
 
@@ -100,27 +101,32 @@ pub fn plan_call<'t>(
     turn: &'t Turn,
     character: &Character,
     situation: Situation<'_>,
-    memories: &[&FactRow],
+    recalled: &Recalled,
 ) -> PaidCall<'t> {
     let config = &services.config;
-    let past: Vec<PastMessage<'_>> = situation
-        .recent
-        .iter()
-        .map(|message| PastMessage {
+    fn past(message: &MessageRow) -> PastMessage<'_> {
+        PastMessage {
             from_player: message.role == Role::Player,
             content: &message.content,
-        })
+        }
+    }
+    let recent: Vec<PastMessage<'_>> = situation.recent.iter().map(past).collect();
+    let older: Vec<PastMessage<'_>> = recalled.messages.iter().map(past).collect();
+    let memories: Vec<String> = recalled
+        .facts
+        .iter()
+        .map(|fact| fact.text.clone())
         .collect();
-    let memories: Vec<String> = memories.iter().map(|fact| fact.text.clone()).collect();
     let prompt = prompt::build_prompt(&PromptInput {
         character_name: &character.name,
         persona: &character.persona,
         affinity: situation.affinity,
         game_context: turn.context.as_ref(),
         memories: &memories,
+        older: &older,
         summary: situation.summary,
         mood: situation.mood,
-        recent: &past,
+        recent: &recent,
         current: turn.content.as_str(),
     });
     let retries = RetryPolicy {

@@ -22,6 +22,7 @@ use crate::{
         erasure, facts, idempotency as stored_keys,
         messages::{self, MessageRow},
         players,
+        vectors::{self, ItemKind, NewVector},
     },
 };
 use anyhow::Context;
@@ -78,6 +79,26 @@ pub async fn store_turn(
         },
     )
     .await?;
+    // The line was embedded for the prompt: that vector is the message's own.
+    if let (Some(vector), Some(embeddings)) = (&begun.line_vector, &services.embeddings) {
+        let line = NewVector {
+            kind: ItemKind::Message,
+            item_id: player_message.id,
+            conversation_id: Some(&conversation.id),
+            seq: Some(player_message.seq),
+            text_hash: None,
+            vector,
+        };
+        vectors::replace(
+            &mut tx,
+            &turn.player_id,
+            &turn.character_id,
+            embeddings.model(),
+            &[line],
+            now,
+        )
+        .await?;
+    }
     let reply_message = messages::insert(
         &mut tx,
         MessageRow {
