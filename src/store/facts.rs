@@ -65,7 +65,7 @@ pub async fn of_pair<'c>(
     character_id: &CharacterId,
 ) -> sqlx::Result<Vec<FactRow>> {
     sqlx::query_as(
-        "SELECT id, player_id, character_id, text, text_hash, importance, conversation_id,
+        "SELECT id, player_id, character_id, text, text_hash, importance, source, conversation_id,
              from_seq, to_seq, created_at, updated_at, last_used_at
          FROM memory_facts WHERE player_id = ? AND character_id = ?
          ORDER BY importance DESC, updated_at DESC",
