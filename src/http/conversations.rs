@@ -43,7 +43,7 @@ pub struct Message {
     pub role: crate::domain::Role,
     pub content: String,
     pub created_at: DateTime<Utc>,
-    /// For character messages: `llm` or `fallback`.
+    /// For character messages: `llm`, `fallback`, or `import` (imported history).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub source: Option<crate::domain::Source>,

@@ -40,6 +40,9 @@ pub struct Fact {
     pub text: String,
     /// 1–10.
     pub importance: u8,
+    /// Where it was learned: `conversation` (the turns) or `import` (imported history).
+    #[schema(value_type = String)]
+    pub source: crate::domain::MemorySource,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When it last went into a prompt.
@@ -111,6 +114,7 @@ pub async fn list_memory(
                 id: fact.id,
                 text: fact.text,
                 importance: fact.importance,
+                source: fact.source,
                 created_at: fact.created_at,
                 updated_at: fact.updated_at,
                 last_used_at: fact.last_used_at,

@@ -158,16 +158,23 @@ impl From<ConversationSummaryRow> for ConversationSummary {
             player_id: row.player_id,
             character_id: row.character_id,
             message_count: row.last_seq,
-            // Turns store the player's line at an odd seq and the reply at the next even
-            // one, so the character's messages after the marker are the even seqs in
-            // (read_seq, last_seq].
-            unread_count: row.last_seq / 2 - row.read_seq.min(row.last_seq) / 2,
+            unread_count: unread(row.read_seq, row.last_seq),
             read_seq: row.read_seq,
             last_message,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
     }
+}
+
+/// The character's messages after the read marker, without reading them. After the
+/// marker, messages are turns (the player's line, then the reply), so the replies are
+/// every other seq counting back from the last, which is a reply. Imported history,
+/// whose roles follow no pattern, is never after the marker: an import moves the marker
+/// to its end, and it may leave `last_seq` odd, which is why this counts from the end
+/// rather than taking the even seqs.
+fn unread(read_seq: u32, last_seq: u32) -> u32 {
+    (last_seq - read_seq.min(last_seq)).div_ceil(2)
 }
 
 /// A page of a player's conversations, most recently updated first.
@@ -309,6 +316,22 @@ pub async fn mark_read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unread_replies_are_counted_back_from_the_last_message() {
+        // Turns only: replies at even seqs.
+        assert_eq!(unread(0, 0), 0);
+        assert_eq!(unread(0, 2), 1);
+        assert_eq!(unread(3, 8), 3);
+        assert_eq!(unread(4, 8), 2);
+        assert_eq!(unread(8, 8), 0);
+        assert_eq!(unread(9, 8), 0);
+        // Three imported messages (marker at 3), then turns: replies at odd seqs.
+        assert_eq!(unread(3, 3), 0);
+        assert_eq!(unread(3, 5), 1);
+        assert_eq!(unread(4, 7), 2);
+        assert_eq!(unread(5, 7), 1);
+    }
 
     #[test]
     fn a_list_cursor_round_trips_and_rejects_forgeries() -> Result<(), ParseError> {

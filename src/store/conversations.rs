@@ -102,6 +102,30 @@ pub async fn set_last_seq(
     Ok(())
 }
 
+/// Appends imported messages: `last_seq` from `from` to `to`, `updated_at` the last
+/// imported message's time, and the read marker to the end (imported history counts as
+/// read). False (and nothing changed) if `last_seq` is no longer `from`.
+pub async fn record_import(
+    conn: &mut MySqlConnection,
+    id: &ConversationId,
+    from: u32,
+    to: u32,
+    updated_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE conversations SET last_seq = ?, read_seq = ?, updated_at = ?
+         WHERE id = ? AND last_seq = ?",
+    )
+    .bind(to)
+    .bind(to)
+    .bind(updated_at)
+    .bind(id)
+    .bind(from)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Replaces the running summary, unless another worker already moved it on.
 pub async fn save_summary(
     conn: &mut MySqlConnection,

@@ -24,6 +24,7 @@ mod erasure;
 mod errors;
 mod history;
 mod idempotency;
+mod import;
 mod inbox;
 mod jobs;
 mod logs;

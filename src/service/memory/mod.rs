@@ -28,8 +28,10 @@ use crate::{
 };
 use tokio::time::Instant;
 
-/// Messages one summarization or extraction call reads at most; more waits for the next.
-const MESSAGES_PER_JOB: u32 = 60;
+/// Messages one summarization or extraction call reads at most (but see
+/// `jobs::next_batch`: imported history is extracted in batches of at least
+/// `FACT_EXTRACTION_EVERY × 4`); a backlog is worked off by one job after another.
+pub const MESSAGES_PER_JOB: u32 = 60;
 
 /// How a job ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,9 @@ pub enum JobDone {
     /// Not now: the player is in the warning band, the budget cannot afford it, or the
     /// circuit is open. Try again later without counting an attempt.
     Deferred,
+    /// Done, and a backlog remains that is due now (imported history, say): a job of the
+    /// same kind follows at once.
+    MoreToDo,
 }
 
 /// One paid call for background work, on the cheaper model when there is one: one

@@ -118,7 +118,7 @@ pub async fn store_turn(
     )
     .await?;
     if services.llm.is_configured() {
-        jobs::schedule_due(
+        jobs::schedule_for_new_messages(
             &mut tx,
             &jobs::Policy::of(&services.config),
             jobs::Owner {
@@ -131,6 +131,7 @@ pub async fn store_turn(
                 summary_seq: conversation.summary_seq,
                 extracted_seq: conversation.extracted_seq,
             },
+            jobs::Arrival::Turn,
         )
         .await?;
     }
