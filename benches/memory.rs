@@ -475,6 +475,7 @@ fn ranking_bench() -> Vec<Timing> {
                         text: fact_text(i),
                         text_hash: format!("{i:064}"),
                         importance: (i % 10 + 1) as u8,
+                        source: npc_dialogue::domain::MemorySource::Conversation,
                         conversation_id: None,
                         from_seq: Some(1),
                         to_seq: Some(2),

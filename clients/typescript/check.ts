@@ -35,6 +35,9 @@ export async function say(conversationId: string, content: string): Promise<stri
   const reply: string = data.reply.content;
   const seq: number = turn.reply.seq;
   console.log(seq, turn.fallback_reason ?? "llm");
+  // A suggestion the game may apply to its own affinity, once per change of mood.
+  const hint: number | null | undefined = turn.affinity_hint;
+  console.log(hint ?? 0);
   return reply;
 }
 
@@ -69,4 +72,28 @@ export function onEvent(event: TurnStreamEvent, show: (text: string) => void): T
     case "error":
       return null;
   }
+}
+
+/** The character's mood towards a player, and the conversations about a topic. */
+export async function moodAndTopics(): Promise<string[]> {
+  const memory = await client.GET("/memory", {
+    params: { query: { character_id: "innkeeper_mara", player_id: "p-7" } },
+  });
+  if (memory.error) {
+    throw new Error(memory.error.error.code);
+  }
+  const mood = memory.data.mood;
+  if (mood) {
+    const label: string = mood.label;
+    const intensity: number = mood.intensity;
+    console.log(label, intensity, mood.reason, mood.updated_at ?? "before this was kept");
+  }
+  const list = await client.GET("/conversations", {
+    params: { query: { player_id: "p-7", topic: "pets" } },
+  });
+  if (list.error) {
+    throw new Error(list.error.error.code);
+  }
+  const topics: string[] = list.data.conversations.flatMap((c) => c.topics);
+  return topics;
 }

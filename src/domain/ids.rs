@@ -72,6 +72,7 @@ macro_rules! game_id {
 game_id!(CharacterId, "character_id");
 game_id!(PlayerId, "player_id");
 game_id!(ConversationId, "conversation_id");
+game_id!(ClientMessageId, "client_id");
 
 #[cfg(test)]
 mod tests {

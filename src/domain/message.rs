@@ -67,15 +67,28 @@ pub enum Role {
 
 string_enum!(Role { Player => "player", Character => "character" });
 
-/// Where a character's line came from.
+/// Where a character's line came from: the LLM, a canned line, or imported history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Llm,
     Fallback,
+    /// Brought in by `POST /conversations/{id}/import`, as the studio's old system had it.
+    Import,
 }
 
-string_enum!(Source { Llm => "llm", Fallback => "fallback" });
+string_enum!(Source { Llm => "llm", Fallback => "fallback", Import => "import" });
+
+/// Where a remembered fact came from: extracted from a turn's exchange, or from imported
+/// history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemorySource {
+    Conversation,
+    Import,
+}
+
+string_enum!(MemorySource { Conversation => "conversation", Import => "import" });
 
 /// Why a reply is a canned line rather than the LLM's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -128,6 +141,11 @@ mod tests {
         }
         assert_eq!(Source::parse("fallback"), Some(Source::Fallback));
         assert_eq!(Source::parse("LLM"), None);
+        assert_eq!(Source::parse("import"), Some(Source::Import));
+        assert_eq!(serde_json::to_string(&Source::Import)?, "\"import\"");
+        for source in [MemorySource::Conversation, MemorySource::Import] {
+            assert_eq!(MemorySource::parse(source.as_str()), Some(source));
+        }
         Ok(())
     }
 }

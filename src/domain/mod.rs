@@ -9,8 +9,8 @@ pub mod prices;
 mod text;
 
 pub use affinity::{Affinity, AffinityTier};
-pub use ids::{CharacterId, ConversationId, MAX_ID_CHARS, PlayerId};
-pub use message::{FallbackReason, Role, Source};
+pub use ids::{CharacterId, ClientMessageId, ConversationId, MAX_ID_CHARS, PlayerId};
+pub use message::{FallbackReason, MemorySource, Role, Source};
 pub use money::{MONEY_SCALE, Usd};
 pub use player_key::{PlayerKey, PlayerKeys};
 pub use text::MessageText;

@@ -13,6 +13,7 @@ use crate::{
     service::{
         characters::Character,
         conversations::{self, HistoryPage, ListCursor},
+        memory::extraction::MAX_TOPIC_CHARS,
         turn::{
             self,
             exchange::{Exchange, TurnOutcome, TurnUsage},
@@ -42,7 +43,7 @@ pub struct Message {
     pub role: crate::domain::Role,
     pub content: String,
     pub created_at: DateTime<Utc>,
-    /// For character messages: `llm` or `fallback`.
+    /// For character messages: `llm`, `fallback`, or `import` (imported history).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub source: Option<crate::domain::Source>,
@@ -150,6 +151,12 @@ pub struct TurnResponse {
     pub source: String,
     pub fallback_reason: Option<FallbackReason>,
     pub usage: CallCost,
+    /// A suggestion the game may ignore: how the character's mood (see `GET /memory`)
+    /// would move its affinity towards the player, -10..10 (valence of the mood × its
+    /// intensity × 10). Given only on the first turn of the (character, player) pair after
+    /// the mood changed, else null, so a game that applies it applies each change once.
+    #[schema(minimum = -10, maximum = 10)]
+    pub affinity_hint: Option<i8>,
 }
 
 impl From<Exchange> for TurnResponse {
@@ -161,6 +168,7 @@ impl From<Exchange> for TurnResponse {
             reply: exchange.reply.into(),
             fallback_reason: exchange.fallback_reason,
             usage: exchange.usage.into(),
+            affinity_hint: exchange.affinity_hint,
         }
     }
 }
@@ -324,6 +332,9 @@ pub struct ConversationSummary {
     pub last_message: Option<Message>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A few short labels for the conversation, lower-case, from fact extraction (every
+    /// `FACT_EXTRACTION_EVERY` player messages); empty until then.
+    pub topics: Vec<String>,
 }
 
 impl From<conversations::ConversationSummary> for ConversationSummary {
@@ -338,6 +349,7 @@ impl From<conversations::ConversationSummary> for ConversationSummary {
             last_message: summary.last_message.map(Message::from),
             created_at: summary.created_at,
             updated_at: summary.updated_at,
+            topics: summary.topics,
         }
     }
 }
@@ -353,12 +365,22 @@ pub struct ListQuery {
     /// with every player.
     #[param(value_type = Option<GameId>)]
     pub character_id: Option<String>,
+    /// Only conversations carrying this topic (`topic_schema` says how, in the document).
+    #[param(schema_with = topic_schema)]
+    pub topic: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`, as given (opaque; any other is refused with 400).
     #[param(pattern = r"^(?:[0-9a-fA-F]{2})+$")]
     pub cursor: Option<String>,
+}
+
+fn topic_schema() -> Object {
+    wire::not_blank(
+        MAX_TOPIC_CHARS,
+        "Only conversations whose `topics` hold this one (compared trimmed and lower-case, as topics are kept): 1–40 characters, not blank. Works with the other filters and paging.",
+    )
 }
 
 /// Newest (most recently updated) first.
@@ -410,9 +432,10 @@ pub async fn list_messages(
     }))
 }
 
-/// Conversations, most recently updated first, with counts, unread count and the last
-/// message: a player's (`player_id`), a character's with every player (`character_id`),
-/// or one pair's (both). At least one of the two is required (400 otherwise).
+/// Conversations, most recently updated first, with counts, unread count, the last
+/// message and topics: a player's (`player_id`), a character's with every player
+/// (`character_id`), or one pair's (both); `topic` keeps those carrying it. At least one
+/// of the two ids is required (400 otherwise).
 #[utoipa::path(get, path = "/conversations", tag = "conversations",
     params(ListQuery),
     responses(
@@ -443,10 +466,18 @@ pub async fn list_conversations(
         .as_deref()
         .map(ListCursor::decode)
         .transpose()?;
+    if let Some(topic) = &query.topic
+        && (topic.trim().is_empty() || topic.chars().count() > MAX_TOPIC_CHARS)
+    {
+        return Err(ApiError::Validation(format!(
+            "topic must be 1 to {MAX_TOPIC_CHARS} characters, not blank"
+        )));
+    }
     let list = conversations::list(
         &state,
         player_id.as_ref(),
         character_id.as_ref(),
+        query.topic.as_deref(),
         limit,
         after.as_ref(),
     )

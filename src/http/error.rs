@@ -141,6 +141,10 @@ impl From<ServiceError> for ApiError {
                 code: "idempotency_in_progress",
                 message: error.to_string(),
             },
+            ServiceError::ImportConflict(_) => Self::Conflict {
+                code: "import_conflict",
+                message: error.to_string(),
+            },
             ServiceError::IdempotencyKeyReused(_) => Self::Unprocessable {
                 code: "idempotency_key_reused",
                 message: error.to_string(),

@@ -16,6 +16,7 @@ use crate::{
 };
 use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 /// `GET /memory` query.
@@ -39,6 +40,9 @@ pub struct Fact {
     pub text: String,
     /// 1–10.
     pub importance: u8,
+    /// Where it was learned: `conversation` (the turns) or `import` (imported history).
+    #[schema(value_type = String)]
+    pub source: crate::domain::MemorySource,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When it last went into a prompt.
@@ -47,19 +51,38 @@ pub struct Fact {
     pub conversation_id: Option<String>,
 }
 
+/// How the character feels about the player, as the last fact extraction read it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Mood {
+    /// One of `friendly`, `neutral`, `wary`, `hostile`, `amused`, `grateful`, `sad`,
+    /// `afraid`.
+    pub label: String,
+    /// 0 to 1.
+    #[schema(minimum = 0, maximum = 1)]
+    pub intensity: f64,
+    /// Why, in the extractor's words (may be empty).
+    pub reason: String,
+    /// When the label or the intensity last changed (a new reason alone does not move
+    /// it); null for a mood read before this was kept.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FactList {
     /// Best first: by importance and recency, and relevance when `query` is given.
     pub facts: Vec<Fact>,
+    /// How the character feels about the player (also in the prompt, beside the affinity
+    /// tier); null until a fact extraction has read a mood.
+    pub mood: Option<Mood>,
 }
 
 const DEFAULT_FACTS: u32 = 50;
 
-/// What a character remembers about a player, best first.
+/// What a character remembers about a player, best first, and how they feel about them.
 #[utoipa::path(get, path = "/memory", tag = "memory",
     params(MemoryQuery),
     responses(
-        (status = 200, description = "The facts", body = FactList),
+        (status = 200, description = "The facts and the mood", body = FactList),
         (status = 400, description = "Invalid query", body = ErrorBody),
     ))]
 pub async fn list_memory(
@@ -69,7 +92,7 @@ pub async fn list_memory(
     let player_id = PlayerId::parse(&query.player_id)?;
     let character_id = CharacterId::parse(&query.character_id)?;
     let limit = page_size(query.limit, DEFAULT_FACTS, recall::MAX_LISTED)?;
-    let facts = recall::list(
+    let remembered = recall::remembered(
         &state,
         &player_id,
         &character_id,
@@ -78,12 +101,20 @@ pub async fn list_memory(
     )
     .await?;
     Ok(Json(FactList {
-        facts: facts
+        mood: remembered.mood.map(|mood| Mood {
+            label: mood.label,
+            intensity: mood.intensity.to_f64().unwrap_or_default(),
+            reason: mood.reason,
+            updated_at: mood.updated_at,
+        }),
+        facts: remembered
+            .facts
             .into_iter()
             .map(|fact| Fact {
                 id: fact.id,
                 text: fact.text,
                 importance: fact.importance,
+                source: fact.source,
                 created_at: fact.created_at,
                 updated_at: fact.updated_at,
                 last_used_at: fact.last_used_at,

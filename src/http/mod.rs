@@ -6,6 +6,7 @@ pub mod characters;
 pub mod conversations;
 pub mod error;
 pub mod extract;
+pub mod import;
 pub mod memory;
 pub mod middleware;
 pub mod ops;
@@ -92,6 +93,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::get_conversation))
         .routes(routes!(conversations::mark_read))
+        .merge(import_routes())
         .routes(routes!(usage::get_usage))
         .routes(routes!(usage::get_budget))
         .routes(routes!(usage::list_budgets))
@@ -103,6 +105,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::job_stats))
         .routes(routes!(auth::whoami))
+}
+
+/// History import, whose bodies may be up to `MAX_IMPORT_BODY_BYTES`: this layer sits
+/// inside the router's `MAX_BODY_BYTES` and overrides it for this route alone.
+fn import_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(import::import_history))
+        .layer(DefaultBodyLimit::max(import::MAX_IMPORT_BODY_BYTES))
 }
 
 /// Routes open to load balancers and orchestrators.

@@ -2,7 +2,7 @@
 
 use crate::{
     domain::{CharacterId, ConversationId, ParseError, PlayerId, Role, Source},
-    service::{ServiceError, ServiceResult, Services},
+    service::{ServiceError, ServiceResult, Services, memory::extraction},
     store::{
         conversations::{self, ConversationSummaryRow, ListOf, ListPosition},
         messages::{self, MessageRow},
@@ -117,6 +117,20 @@ pub struct ConversationSummary {
     pub last_message: Option<Message>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The labels fact extraction gave the conversation; empty until it has.
+    pub topics: Vec<String>,
+}
+
+/// The stored topics; empty when there are none yet. The column is only ever written
+/// from a `Vec<String>`, so anything else is a stored fault, logged and shown as none.
+fn topics(id: &ConversationId, stored: Option<&str>) -> Vec<String> {
+    let Some(stored) = stored else {
+        return Vec::new();
+    };
+    serde_json::from_str(stored).unwrap_or_else(|error| {
+        tracing::warn!(conversation_id = %id, %error, "stored topics are not a list of strings");
+        Vec::new()
+    })
 }
 
 impl From<ConversationSummaryRow> for ConversationSummary {
@@ -139,20 +153,28 @@ impl From<ConversationSummaryRow> for ConversationSummary {
             _ => None,
         };
         Self {
+            topics: topics(&row.id, row.topics.as_deref()),
             id: row.id,
             player_id: row.player_id,
             character_id: row.character_id,
             message_count: row.last_seq,
-            // Turns store the player's line at an odd seq and the reply at the next even
-            // one, so the character's messages after the marker are the even seqs in
-            // (read_seq, last_seq].
-            unread_count: row.last_seq / 2 - row.read_seq.min(row.last_seq) / 2,
+            unread_count: unread(row.read_seq, row.last_seq),
             read_seq: row.read_seq,
             last_message,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
     }
+}
+
+/// The character's messages after the read marker, without reading them. After the
+/// marker, messages are turns (the player's line, then the reply), so the replies are
+/// every other seq counting back from the last, which is a reply. Imported history,
+/// whose roles follow no pattern, is never after the marker: an import moves the marker
+/// to its end, and it may leave `last_seq` odd, which is why this counts from the end
+/// rather than taking the even seqs.
+fn unread(read_seq: u32, last_seq: u32) -> u32 {
+    (last_seq - read_seq.min(last_seq)).div_ceil(2)
 }
 
 /// A page of a player's conversations, most recently updated first.
@@ -193,11 +215,14 @@ impl ListCursor {
 }
 
 /// A page of conversations, newest first: a player's, a character's (with every player),
-/// or one pair's. At least one of the two ids: a list of everything is not offered.
+/// or one pair's; with `topic`, only those carrying it (compared as extraction keeps
+/// topics: trimmed, lower-case). At least one of the two ids: a list of everything is not
+/// offered.
 pub async fn list(
     services: &Services,
     player_id: Option<&PlayerId>,
     character_id: Option<&CharacterId>,
+    topic: Option<&str>,
     limit: u32,
     after: Option<&ListCursor>,
 ) -> ServiceResult<ConversationList> {
@@ -211,9 +236,28 @@ pub async fn list(
             ));
         }
     };
+    let topic = match topic {
+        None => None,
+        // A topic no extraction could have kept (blank, too long) matches nothing.
+        Some(raw) => match extraction::topic(raw) {
+            Some(topic) => Some(topic),
+            None => {
+                return Ok(ConversationList {
+                    conversations: Vec::new(),
+                    next: None,
+                });
+            }
+        },
+    };
     // One more than asked tells whether another page follows.
-    let mut rows =
-        conversations::list(&services.pool, of, after.map(|cursor| &cursor.0), limit + 1).await?;
+    let mut rows = conversations::list(
+        &services.pool,
+        of,
+        topic.as_deref(),
+        after.map(|cursor| &cursor.0),
+        limit + 1,
+    )
+    .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = more.then(|| rows.last()).flatten().map(|row| {
@@ -272,6 +316,22 @@ pub async fn mark_read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unread_replies_are_counted_back_from_the_last_message() {
+        // Turns only: replies at even seqs.
+        assert_eq!(unread(0, 0), 0);
+        assert_eq!(unread(0, 2), 1);
+        assert_eq!(unread(3, 8), 3);
+        assert_eq!(unread(4, 8), 2);
+        assert_eq!(unread(8, 8), 0);
+        assert_eq!(unread(9, 8), 0);
+        // Three imported messages (marker at 3), then turns: replies at odd seqs.
+        assert_eq!(unread(3, 3), 0);
+        assert_eq!(unread(3, 5), 1);
+        assert_eq!(unread(4, 7), 2);
+        assert_eq!(unread(5, 7), 1);
+    }
 
     #[test]
     fn a_list_cursor_round_trips_and_rejects_forgeries() -> Result<(), ParseError> {

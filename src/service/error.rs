@@ -20,6 +20,10 @@ pub enum ServiceError {
     IdempotencyKeyReused(String),
     #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
     IdempotencyInProgress,
+    /// An imported message's `client_id` was imported before with another speaker, text
+    /// or time.
+    #[error("client_id {0:?} was already imported into this conversation with other content")]
+    ImportConflict(String),
     /// The database cannot be reached: an outage, worth retrying, not a bug.
     /// The player was erased while this request ran: nothing of it is written back.
     #[error("player {0:?} was erased while this request ran; nothing was stored")]

@@ -6,6 +6,7 @@
 //!   background job worker that builds it.
 //! - `money/`: the ledger (reserve, settle, release), budgets and usage reports.
 //! - `paid_call/`: the one paid LLM call every purpose goes through, and the circuit.
+//! - `import.rs`: a studio's past conversations appended, serialized with turns.
 //! - `characters.rs`, `conversations.rs`: the resources the game reads and writes.
 //! - `error.rs`: what can go wrong, in the service's words; `housekeeping.rs`: purges
 //!   what has outlived its retention.
@@ -14,6 +15,7 @@ pub mod characters;
 pub mod conversations;
 pub mod error;
 pub mod housekeeping;
+pub mod import;
 pub mod memory;
 pub mod money;
 pub mod paid_call;

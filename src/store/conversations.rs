@@ -102,6 +102,30 @@ pub async fn set_last_seq(
     Ok(())
 }
 
+/// Appends imported messages: `last_seq` from `from` to `to`, `updated_at` the last
+/// imported message's time, and the read marker to the end (imported history counts as
+/// read). False (and nothing changed) if `last_seq` is no longer `from`.
+pub async fn record_import(
+    conn: &mut MySqlConnection,
+    id: &ConversationId,
+    from: u32,
+    to: u32,
+    updated_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE conversations SET last_seq = ?, read_seq = ?, updated_at = ?
+         WHERE id = ? AND last_seq = ?",
+    )
+    .bind(to)
+    .bind(to)
+    .bind(updated_at)
+    .bind(id)
+    .bind(from)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Replaces the running summary, unless another worker already moved it on.
 pub async fn save_summary(
     conn: &mut MySqlConnection,
@@ -169,6 +193,9 @@ pub struct ConversationSummaryRow {
     pub message_source: Option<Source>,
     pub message_created_at: Option<DateTime<Utc>>,
     pub message_truncated: Option<bool>,
+    /// The labels extraction gave the conversation, a JSON array of strings; NULL until
+    /// then.
+    pub topics: Option<String>,
 }
 
 /// The columns of a `ConversationSummaryRow`, and where they come from.
@@ -177,7 +204,7 @@ macro_rules! summary_columns {
         "c.id, c.player_id, c.character_id, c.last_seq, c.read_seq,
          c.created_at, c.updated_at, m.id AS message_id, m.role AS message_role,
          m.content AS message_content, m.source AS message_source,
-         m.created_at AS message_created_at, m.truncated AS message_truncated"
+         m.created_at AS message_created_at, m.truncated AS message_truncated, c.topics"
     };
 }
 macro_rules! summary_from {
@@ -210,10 +237,13 @@ pub enum ListOf<'a> {
 }
 
 /// Conversations newest first: a player's (`conversations_by_player`), a character's
-/// with every player (`conversations_by_character_recent`), or one pair's.
+/// with every player (`conversations_by_character_recent`), or one pair's; with `topic`,
+/// only those whose topics hold it (exactly; topics are kept lower-case). The topic is
+/// a filter on the rows the index walks, not an index of its own.
 pub async fn list(
     pool: &MySqlPool,
     of: ListOf<'_>,
+    topic: Option<&str>,
     after: Option<&ListPosition>,
     limit: u32,
 ) -> sqlx::Result<Vec<ConversationSummaryRow>> {
@@ -236,6 +266,14 @@ pub async fn list(
                 .push(" AND c.character_id = ")
                 .push_bind(character_id.to_owned());
         }
+    }
+    if let Some(topic) = topic {
+        // `topics` is TEXT holding a JSON array: JSON_CONTAINS reads it as JSON on MySQL 8
+        // and MariaDB 10.6+ alike; NULL (no topics yet) matches nothing.
+        query
+            .push(" AND JSON_CONTAINS(c.topics, JSON_QUOTE(")
+            .push_bind(topic.to_owned())
+            .push("))");
     }
     if let Some(after) = after {
         query

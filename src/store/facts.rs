@@ -1,6 +1,6 @@
 //! The `memory_facts` table: what a character remembers about a player.
 
-use crate::domain::{CharacterId, ConversationId, PlayerId};
+use crate::domain::{CharacterId, ConversationId, MemorySource, PlayerId};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool, QueryBuilder};
 
@@ -13,6 +13,8 @@ pub struct FactRow {
     /// SHA-256 of the normalized text: a vector is current while it is of this hash.
     pub text_hash: String,
     pub importance: u8,
+    /// Where it was learned: from a turn's exchange or from imported history.
+    pub source: MemorySource,
     pub conversation_id: Option<String>,
     pub from_seq: Option<u32>,
     pub to_seq: Option<u32>,
@@ -28,6 +30,7 @@ pub struct NewFact<'a> {
     pub text: &'a str,
     pub text_hash: &'a str,
     pub importance: u8,
+    pub source: MemorySource,
     pub conversation_id: &'a ConversationId,
     pub from_seq: u32,
     pub to_seq: u32,
@@ -42,7 +45,7 @@ pub async fn candidates<'c>(
     limit: u32,
 ) -> sqlx::Result<Vec<FactRow>> {
     sqlx::query_as(
-        "SELECT id, player_id, character_id, text, text_hash, importance, conversation_id,
+        "SELECT id, player_id, character_id, text, text_hash, importance, source, conversation_id,
              from_seq, to_seq, created_at, updated_at, last_used_at
          FROM memory_facts WHERE player_id = ? AND character_id = ?
          ORDER BY importance DESC, updated_at DESC LIMIT ?",
@@ -62,7 +65,7 @@ pub async fn of_pair<'c>(
     character_id: &CharacterId,
 ) -> sqlx::Result<Vec<FactRow>> {
     sqlx::query_as(
-        "SELECT id, player_id, character_id, text, text_hash, importance, conversation_id,
+        "SELECT id, player_id, character_id, text, text_hash, importance, source, conversation_id,
              from_seq, to_seq, created_at, updated_at, last_used_at
          FROM memory_facts WHERE player_id = ? AND character_id = ?
          ORDER BY importance DESC, updated_at DESC",
@@ -81,14 +84,15 @@ pub async fn insert(
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "INSERT IGNORE INTO memory_facts (player_id, character_id, text, text_hash, importance,
-             conversation_id, from_seq, to_seq, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             source, conversation_id, from_seq, to_seq, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(fact.player_id)
     .bind(fact.character_id)
     .bind(fact.text)
     .bind(fact.text_hash)
     .bind(fact.importance)
+    .bind(fact.source)
     .bind(fact.conversation_id)
     .bind(fact.from_seq)
     .bind(fact.to_seq)
@@ -108,13 +112,14 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
-        "UPDATE IGNORE memory_facts SET text = ?, text_hash = ?, importance = ?, conversation_id = ?,
-             from_seq = ?, to_seq = ?, updated_at = ?
+        "UPDATE IGNORE memory_facts SET text = ?, text_hash = ?, importance = ?, source = ?,
+             conversation_id = ?, from_seq = ?, to_seq = ?, updated_at = ?
          WHERE id = ? AND player_id = ? AND character_id = ?",
     )
     .bind(fact.text)
     .bind(fact.text_hash)
     .bind(fact.importance)
+    .bind(fact.source)
     .bind(fact.conversation_id)
     .bind(fact.from_seq)
     .bind(fact.to_seq)

@@ -1,6 +1,9 @@
-//! The `messages` table: gapless `seq` per conversation.
+//! The `messages` table: gapless `seq` per conversation; imported ones carry the
+//! studio's `client_id`.
 
-use crate::domain::{CharacterId, ConversationId, FallbackReason, PlayerId, Role, Source};
+use crate::domain::{
+    CharacterId, ClientMessageId, ConversationId, FallbackReason, PlayerId, Role, Source,
+};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool, QueryBuilder};
 
@@ -100,6 +103,128 @@ pub async fn range(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// A message imported earlier, as its `client_id` names it: what a re-sent one is
+/// compared with.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ImportedRow {
+    pub client_id: ClientMessageId,
+    pub role: Role,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Of these `client_id`s, those already imported into the conversation (one statement
+/// over the `messages_by_client_id` key).
+pub async fn imported<'c>(
+    conn: impl MySqlExecutor<'c>,
+    conversation_id: &ConversationId,
+    client_ids: &[&ClientMessageId],
+) -> sqlx::Result<Vec<ImportedRow>> {
+    if client_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::new(
+        "SELECT client_id, role, content, created_at FROM messages WHERE conversation_id = ",
+    );
+    query
+        .push_bind(conversation_id.clone())
+        .push(" AND client_id IN (");
+    let mut separated = query.separated(", ");
+    for client_id in client_ids {
+        separated.push_bind((*client_id).clone());
+    }
+    query.push(")");
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// A message to import: `seq` is given by the caller, under the conversation's lease.
+#[derive(Debug, Clone, Copy)]
+pub struct NewImported<'a> {
+    pub seq: u32,
+    pub client_id: &'a ClientMessageId,
+    pub role: Role,
+    pub content: &'a str,
+    /// `import` for the character's lines, none for the player's (as for turns).
+    pub source: Option<Source>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts imported messages in one statement (a batch is at most a few hundred rows,
+/// far from the protocol's 65,535 parameters).
+pub async fn insert_imported(
+    conn: &mut MySqlConnection,
+    conversation_id: &ConversationId,
+    rows: &[NewImported<'_>],
+) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut query = QueryBuilder::new(
+        "INSERT INTO messages (conversation_id, client_id, seq, role, content, source, created_at) ",
+    );
+    query.push_values(rows, |mut values, row| {
+        values
+            .push_bind(conversation_id.clone())
+            .push_bind(row.client_id.clone())
+            .push_bind(row.seq)
+            .push_bind(row.role)
+            .push_bind(row.content.to_owned())
+            .push_bind(row.source)
+            .push_bind(row.created_at);
+    });
+    query.build().execute(conn).await?;
+    Ok(())
+}
+
+/// When the message at `seq` was written, if there is one.
+pub async fn created_at<'c>(
+    conn: impl MySqlExecutor<'c>,
+    conversation_id: &ConversationId,
+    seq: u32,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT created_at FROM messages WHERE conversation_id = ? AND seq = ?")
+        .bind(conversation_id)
+        .bind(seq)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The run of messages in `(after_seq, up_to_seq]` that share the origin of the first
+/// (imported, or from turns): whether they were imported, and the seq of the run's last
+/// message (`None` when the range is empty). Extraction reads one origin at a time, so
+/// that each fact says where it was learned.
+pub async fn run_after(
+    pool: &MySqlPool,
+    conversation_id: &ConversationId,
+    after_seq: u32,
+    up_to_seq: u32,
+) -> sqlx::Result<Option<(bool, u32)>> {
+    if after_seq >= up_to_seq {
+        return Ok(None);
+    }
+    let imported: Option<bool> = sqlx::query_scalar(
+        "SELECT client_id IS NOT NULL FROM messages WHERE conversation_id = ? AND seq = ?",
+    )
+    .bind(conversation_id)
+    .bind(after_seq + 1)
+    .fetch_optional(pool)
+    .await?;
+    let Some(imported) = imported else {
+        return Ok(None);
+    };
+    let other: Option<u32> = sqlx::query_scalar(
+        "SELECT MIN(seq) FROM messages
+         WHERE conversation_id = ? AND seq > ? AND seq <= ? AND (client_id IS NOT NULL) <> ?",
+    )
+    .bind(conversation_id)
+    .bind(after_seq + 1)
+    .bind(up_to_seq)
+    .bind(imported)
+    .fetch_one(pool)
+    .await?;
+    Ok(Some((imported, other.map_or(up_to_seq, |seq| seq - 1))))
 }
 
 /// The messages with these ids, oldest first.

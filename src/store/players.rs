@@ -44,6 +44,9 @@ pub async fn set_affinity(
 }
 
 /// How the character now feels about the player, as the last extraction read it.
+/// `mood_updated_at` moves only when the label or the intensity changes (a new reason
+/// alone is the same mood): it says since when the character has felt this way, and a
+/// turn gives the mood's affinity hint once per change.
 pub async fn set_mood(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,
@@ -52,10 +55,18 @@ pub async fn set_mood(
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let (label, intensity, reason) = mood;
+    // Assignments run left to right and see the columns already assigned: the time is
+    // decided first, against the mood as it was.
     sqlx::query(
-        "INSERT INTO affinities (player_id, character_id, affinity, updated_at, mood_label, mood_intensity, mood_reason)
-         VALUES (?, ?, 0, ?, ?, ?, ?)
-         ON DUPLICATE KEY UPDATE mood_label = VALUES(mood_label),
+        "INSERT INTO affinities
+             (player_id, character_id, affinity, updated_at, mood_label, mood_intensity,
+              mood_reason, mood_updated_at)
+         VALUES (?, ?, 0, ?, ?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE
+             mood_updated_at = IF(mood_label <=> VALUES(mood_label)
+                     AND mood_intensity <=> VALUES(mood_intensity),
+                 mood_updated_at, VALUES(mood_updated_at)),
+             mood_label = VALUES(mood_label),
              mood_intensity = VALUES(mood_intensity), mood_reason = VALUES(mood_reason)",
     )
     .bind(player_id)
@@ -64,6 +75,7 @@ pub async fn set_mood(
     .bind(label)
     .bind(intensity)
     .bind(reason)
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(())
@@ -74,17 +86,55 @@ pub struct Standing {
     pub affinity: i16,
     pub mood_label: Option<String>,
     pub mood_intensity: Option<rust_decimal::Decimal>,
+    /// When the mood last changed (NULL: no mood, or one stored before this was kept).
+    pub mood_updated_at: Option<DateTime<Utc>>,
+    /// The latest `updated_at` of the pair's conversations, i.e. their last stored turn
+    /// (NULL: no conversation, or no mood to compare it with).
+    pub last_turn_at: Option<DateTime<Utc>>,
 }
 
-/// The stored affinity and mood of the character towards the player.
+/// The stored affinity and mood of the character towards the player, and when the pair
+/// last spoke (in any of their conversations), in one statement: the turn reads it in
+/// its first transaction.
 pub async fn standing<'c>(
     conn: impl MySqlExecutor<'c>,
     player_id: &PlayerId,
     character_id: &CharacterId,
 ) -> sqlx::Result<Option<Standing>> {
     sqlx::query_as(
-        "SELECT affinity, mood_label, mood_intensity FROM affinities
-         WHERE player_id = ? AND character_id = ?",
+        "SELECT a.affinity, a.mood_label, a.mood_intensity, a.mood_updated_at,
+             CASE WHEN a.mood_updated_at IS NULL THEN NULL ELSE
+                 (SELECT MAX(c.updated_at) FROM conversations c
+                  WHERE c.player_id = a.player_id AND c.character_id = a.character_id)
+             END AS last_turn_at
+         FROM affinities a
+         WHERE a.player_id = ? AND a.character_id = ?",
+    )
+    .bind(player_id)
+    .bind(character_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The mood as `GET /memory` shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MoodRow {
+    pub mood_label: String,
+    pub mood_intensity: rust_decimal::Decimal,
+    pub mood_reason: Option<String>,
+    pub mood_updated_at: Option<DateTime<Utc>>,
+}
+
+/// The character's mood towards the player; `None` until an extraction read one.
+pub async fn mood<'c>(
+    conn: impl MySqlExecutor<'c>,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> sqlx::Result<Option<MoodRow>> {
+    sqlx::query_as(
+        "SELECT mood_label, mood_intensity, mood_reason, mood_updated_at FROM affinities
+         WHERE player_id = ? AND character_id = ?
+             AND mood_label IS NOT NULL AND mood_intensity IS NOT NULL",
     )
     .bind(player_id)
     .bind(character_id)

@@ -152,6 +152,15 @@ impl MockProvider {
             .extend(replies);
     }
 
+    /// Drops what is left of the script for `purpose` (an outage ends).
+    pub fn clear_script(&self, purpose: &str) {
+        self.state
+            .scripts
+            .lock()
+            .expect("script lock")
+            .remove(purpose);
+    }
+
     /// The reply to conversation requests once the script is used up.
     pub fn set_default(&self, reply: MockReply) {
         *self.state.default.lock().expect("default lock") = Some(reply);

@@ -195,10 +195,11 @@ async fn an_older_line_from_another_conversation_reaches_the_prompt_when_it_bear
 
 #[tokio::test]
 async fn an_embedding_outage_is_never_the_games_and_loses_no_vector() {
-    // Four failures: one short of opening the embedding model's circuit.
     let app = spawn(&[("JOB_MAX_ATTEMPTS", "20")]).await;
-    app.provider
-        .enqueue_for("embedding", std::iter::repeat_n(MockReply::Status(503), 4));
+    app.provider.enqueue_for(
+        "embedding",
+        std::iter::repeat_n(MockReply::Status(503), 10_000),
+    );
     for i in 1..=2 {
         let turn = app
             .say("c-1", "p-1", "mara", &format!("my cat is hungry {i}"))
@@ -206,7 +207,13 @@ async fn an_embedding_outage_is_never_the_games_and_loses_no_vector() {
         assert_eq!(turn["source"], "llm", "the turn goes on by words");
     }
     let results = search(&app, "q=cat&kinds=message").await;
-    assert!(!results.is_empty(), "search answers by words meanwhile");
+    assert_eq!(
+        results.len(),
+        2,
+        "search answers by words meanwhile: {results:?}"
+    );
+    // Three failed calls of the game's (two turns, one search): the circuit stays shut.
+    app.provider.clear_script("embedding");
     settled(&app).await;
     assert_eq!(
         vectors(&app, "message", "text-embedding-3-small").await,

@@ -3,12 +3,12 @@
 //!
 //! Not a language model: each content word lands on a dimension chosen by a stable hash
 //! (FNV-1a), and words of one small concept family ("cat", "dog", "pets"…) also share a
-//! concept dimension, weighted higher. So a question about pets lands near a fact about a
+//! concept dimension of their own (no word hashes onto one), weighted higher. So a question about pets lands near a fact about a
 //! cat, which a lexical match cannot see, and unrelated texts stay far apart. L2-normed:
 //! the cosine is a dot product.
 
-/// Dimensions of every mock vector.
-pub const DIMENSIONS: usize = 64;
+/// Dimensions of every mock vector: enough that unrelated words rarely share one.
+pub const DIMENSIONS: usize = 256;
 
 /// Families of words that mean nearly the same thing to the mock.
 const CONCEPTS: &[&[&str]] = &[
@@ -115,13 +115,13 @@ pub fn embed(text: &str) -> Vec<f32> {
         .map(stem)
         .filter(|word| !STOPWORDS.contains(&word.as_str()))
     {
-        vector[(fnv1a(&word) % DIMENSIONS as u64) as usize] += 1.0;
+        let word_dimensions = (DIMENSIONS - CONCEPTS.len()) as u64;
+        vector[CONCEPTS.len() + (fnv1a(&word) % word_dimensions) as usize] += 1.0;
         if let Some(family) = CONCEPTS
             .iter()
             .position(|family| family.contains(&word.as_str()))
         {
-            let dimension = fnv1a(&format!("concept:{family}")) % DIMENSIONS as u64;
-            vector[dimension as usize] += 2.0;
+            vector[family] += 2.0;
         }
     }
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -148,5 +148,8 @@ mod tests {
             super::embed("player has a CATS")
         );
         assert!((cosine(&cat, &cat) - 1.0).abs() < 1e-5);
+        // Words never land on a concept's dimension.
+        let filler = super::embed("line 495 of the weather report");
+        assert!(cosine(&query, &filler) < 0.35);
     }
 }

@@ -171,7 +171,7 @@ pub async fn generation(services: &Services, player_id: &PlayerId) -> ServiceRes
 }
 
 /// The `embed` job: the conversation's messages and its pair's facts that have no vector
-/// of the current model, up to `BATCH` of each in one call; again if more are left.
+/// of the current model, up to `BATCH` of each in one call; `MoreToDo` if more are left.
 pub async fn embed_pending(
     services: &Services,
     job: &JobRow,
@@ -246,24 +246,17 @@ pub async fn embed_pending(
         crate::clock::now(),
     )
     .await?;
-    let more = messages.len() == BATCH as usize || facts.len() == BATCH as usize;
-    if more {
-        jobs::schedule(
-            &mut tx,
-            JobKind::Embed.as_str(),
-            &job.conversation_id,
-            &job.player_id,
-            &job.character_id,
-        )
-        .await?;
-    }
     tx.commit().await.context("committing vectors")?;
+    let more = messages.len() == BATCH as usize || facts.len() == BATCH as usize;
     tracing::info!(
         messages = messages.len(),
         facts = facts.len(),
         more,
         "embedded"
     );
+    if more {
+        return Ok(JobDone::MoreToDo);
+    }
     Ok(JobDone::Finished)
 }
 

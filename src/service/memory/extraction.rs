@@ -11,7 +11,7 @@ use std::collections::HashSet;
 /// A fact is one short statement; a long one is more room for a planted instruction.
 pub const MAX_FACT_CHARS: usize = 200;
 const MAX_TOPICS: usize = 5;
-const MAX_TOPIC_CHARS: usize = 40;
+pub const MAX_TOPIC_CHARS: usize = 40;
 const MAX_REASON_CHARS: usize = 500;
 pub const MOODS: [&str; 8] = [
     "friendly", "neutral", "wary", "hostile", "amused", "grateful", "sad", "afraid",
@@ -244,6 +244,14 @@ pub fn instruction_like(text: &str) -> bool {
     })
 }
 
+/// A topic as it is kept and filtered on (`GET /conversations?topic=`): trimmed and
+/// lower-case, so "Pets" and "pets " are one topic; `None` when empty or longer than
+/// `MAX_TOPIC_CHARS`.
+pub fn topic(raw: &str) -> Option<String> {
+    let topic = raw.trim().to_lowercase();
+    (!topic.is_empty() && topic.chars().count() <= MAX_TOPIC_CHARS).then_some(topic)
+}
+
 fn id(value: &Value) -> Option<u64> {
     value.as_u64()
 }
@@ -312,16 +320,15 @@ pub fn parse(raw: &str) -> Result<Extraction, NotAnObject> {
         }
     }
     extraction.topics = match object.get("topics") {
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::trim)
-                .filter(|topic| !topic.is_empty() && topic.chars().count() <= MAX_TOPIC_CHARS)
-                .take(MAX_TOPICS)
-                .map(str::to_owned)
-                .collect(),
-        ),
+        Some(Value::Array(items)) => {
+            let mut topics: Vec<String> = Vec::new();
+            for topic in items.iter().filter_map(Value::as_str).filter_map(topic) {
+                if topics.len() < MAX_TOPICS && !topics.contains(&topic) {
+                    topics.push(topic);
+                }
+            }
+            Some(topics)
+        }
         _ => None,
     };
     extraction.mood = object.get("mood").and_then(mood);
@@ -495,6 +502,25 @@ mod tests {
         assert_eq!(extraction.topics, None);
         assert_eq!(extraction.mood, None);
         assert_eq!(extraction.skipped, 7 + 2 + 2);
+    }
+
+    #[test]
+    fn topics_are_kept_trimmed_lower_case_once_and_at_most_five() {
+        let raw = json!({"topics": [" Pets", "pets", "LODGING", "", 7, "x".repeat(41),
+            "ale", "rooms", "rumours", "weather"]})
+        .to_string();
+        assert_eq!(
+            parse(&raw).unwrap_or_default().topics,
+            Some(vec![
+                "pets".into(),
+                "lodging".into(),
+                "ale".into(),
+                "rooms".into(),
+                "rumours".into()
+            ])
+        );
+        assert_eq!(topic("  Ünterwelt "), Some("ünterwelt".into()));
+        assert_eq!(topic("   "), None);
     }
 
     #[test]

@@ -4,10 +4,10 @@
 use super::{
     JobDone, MESSAGES_PER_JOB, background_call,
     extraction::{self, Extraction},
-    jobs::JobKind,
+    jobs::{self, JobKind},
 };
 use crate::{
-    domain::{ConversationId, Role},
+    domain::{ConversationId, MemorySource, Role},
     llm::Purpose,
     service::{ServiceError, ServiceResult, Services},
     store::{
@@ -40,14 +40,30 @@ pub async fn extract_facts(
         return Ok(JobDone::Finished);
     };
     let from = conversation.extracted_seq;
-    let new = messages::range(
-        pool,
-        &conversation.id,
-        from,
-        conversation.last_seq,
-        MESSAGES_PER_JOB,
-    )
-    .await?;
+    // One origin a call (imported history, or turns), so each fact says where it was
+    // learned. Imported history goes in batches of at least FACT_EXTRACTION_EVERY × 4
+    // messages (at most one call per that many), shared evenly; turns' messages up to
+    // MESSAGES_PER_JOB a call, as ever.
+    let Some((imported, run_end)) =
+        messages::run_after(pool, &conversation.id, from, conversation.last_seq).await?
+    else {
+        return Ok(JobDone::Finished);
+    };
+    let batch = if imported {
+        let least = services
+            .config
+            .fact_extraction_every
+            .saturating_mul(jobs::IMPORT_EXTRACTION_FACTOR);
+        jobs::next_batch(run_end - from, MESSAGES_PER_JOB.max(least), least)
+    } else {
+        (run_end - from).min(MESSAGES_PER_JOB)
+    };
+    let source = if imported {
+        MemorySource::Import
+    } else {
+        MemorySource::Conversation
+    };
+    let new = messages::range(pool, &conversation.id, from, from + batch, batch).await?;
     let Some(to) = new.last().map(|message| message.seq) else {
         return Ok(JobDone::Finished);
     };
@@ -87,19 +103,37 @@ pub async fn extract_facts(
             "fact extraction returned malformed or instruction-like parts; skipped them"
         );
     }
-    store::retry_lock_conflicts(|| {
+    let applied = store::retry_lock_conflicts(|| {
         apply(
             services,
             job,
             generation,
             &conversation.id,
-            (from, to),
+            (from, to, source),
             &known,
             &extraction,
         )
     })
     .await?;
-    Ok(JobDone::Finished)
+    // The rest of a backlog (imported history, above all) follows at once, while it is
+    // due by the same rule a turn applies.
+    let rest = jobs::Progress {
+        last_seq: conversation.last_seq,
+        summary_seq: conversation.summary_seq,
+        extracted_seq: to,
+    };
+    let more = jobs::due(
+        rest,
+        u32::MAX,
+        u32::MAX,
+        services.config.fact_extraction_every,
+    )
+    .contains(&jobs::JobKind::ExtractFacts);
+    Ok(if applied && more {
+        JobDone::MoreToDo
+    } else {
+        JobDone::Finished
+    })
 }
 
 async fn apply(
@@ -107,10 +141,10 @@ async fn apply(
     job: &JobRow,
     generation: u32,
     conversation_id: &ConversationId,
-    (from, to): (u32, u32),
+    (from, to, source): (u32, u32, MemorySource),
     known: &[FactRow],
     extraction: &Extraction,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let now = crate::clock::now();
     let owned: std::collections::HashSet<u64> = known.iter().map(|fact| fact.id).collect();
     let mut tx = services
@@ -121,17 +155,17 @@ async fn apply(
     // Erased since the job began: nothing learned from the erased messages comes back.
     let key = services.keys.key(&job.player_id);
     if erasure::generation_locked(&mut tx, &key).await? != generation {
-        return Ok(());
+        return Ok(false);
     }
     // Only the worker that moves the watermark applies its findings: a duplicate job
     // that read the same messages changes nothing.
     if !conversations::advance_extraction(&mut tx, conversation_id, from, to).await? {
-        return Ok(());
+        return Ok(false);
     }
     fn learned<'a>(
         job: &'a JobRow,
         conversation_id: &'a ConversationId,
-        (from, to): (u32, u32),
+        (from, to, source): (u32, u32, MemorySource),
         proposed: &'a extraction::ProposedFact,
         hash: &'a str,
     ) -> NewFact<'a> {
@@ -141,6 +175,7 @@ async fn apply(
             text: &proposed.text,
             text_hash: hash,
             importance: proposed.importance,
+            source,
             conversation_id,
             from_seq: from + 1,
             to_seq: to,
@@ -149,7 +184,7 @@ async fn apply(
     let mut stored = 0;
     for proposed in &extraction.facts {
         let hash = text_hash(&proposed.text);
-        let fact = learned(job, conversation_id, (from, to), proposed, &hash);
+        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash);
         stored += usize::from(facts::insert(&mut tx, &fact, now).await?);
     }
     for (id, proposed) in &extraction.updates {
@@ -161,7 +196,7 @@ async fn apply(
             continue;
         }
         let hash = text_hash(&proposed.text);
-        let fact = learned(job, conversation_id, (from, to), proposed, &hash);
+        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash);
         facts::update(&mut tx, *id, &fact, now).await?;
     }
     for id in &extraction.deletes {
@@ -204,9 +239,10 @@ async fn apply(
         stored,
         updated = extraction.updates.len(),
         deleted = extraction.deletes.len(),
+        source = source.as_str(),
         "facts extracted"
     );
-    Ok(())
+    Ok(true)
 }
 
 /// Forgets one fact.

@@ -40,13 +40,24 @@ impl JobKind {
     }
 }
 
-/// Where a conversation stands after a turn, for deciding its background work.
+/// Where a conversation stands after new messages, for deciding its background work.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     pub last_seq: u32,
     pub summary_seq: u32,
     pub extracted_seq: u32,
 }
+
+/// How new messages came: a player's turn, or a studio's imported history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Turn,
+    Import,
+}
+
+/// Imported history is extracted in batches of at least this many times
+/// `FACT_EXTRACTION_EVERY` messages: at most one call per that many.
+pub const IMPORT_EXTRACTION_FACTOR: u32 = 4;
 
 /// The SPEC's policy: summarize once `summary_batch` messages have left the window of
 /// `window` since the last summary; extract every `extract_every` player messages.
@@ -58,7 +69,7 @@ pub fn due(
 ) -> Vec<JobKind> {
     let mut due = Vec::new();
     let aged_out = progress.last_seq.saturating_sub(window);
-    if aged_out >= progress.summary_seq + summary_batch {
+    if aged_out >= progress.summary_seq.saturating_add(summary_batch) {
         due.push(JobKind::Summarize);
     }
     // Player and character lines alternate, so half the unread messages are the player's.
@@ -70,6 +81,46 @@ pub fn due(
         due.push(JobKind::ExtractFacts);
     }
     due
+}
+
+/// What new messages make due. A turn: the SPEC's policy (`due`). An import: the same
+/// summaries, but extraction only once `IMPORT_EXTRACTION_FACTOR × extract_every`
+/// messages wait for it, so that imported history costs at most one call per that many
+/// (a smaller rest waits for the next import or the turns that follow).
+pub fn due_after(arrival: Arrival, progress: Progress, policy: &Policy) -> Vec<JobKind> {
+    let mut due = due(
+        progress,
+        policy.window,
+        policy.summary_batch,
+        policy.extract_every,
+    );
+    if arrival == Arrival::Import {
+        let waiting = progress.last_seq.saturating_sub(progress.extracted_seq);
+        let batch = policy
+            .extract_every
+            .saturating_mul(IMPORT_EXTRACTION_FACTOR);
+        due.retain(|kind| *kind != JobKind::ExtractFacts);
+        if waiting >= batch {
+            due.push(JobKind::ExtractFacts);
+        }
+    }
+    due
+}
+
+/// How many of a backlog of `backlog` messages the next call reads: calls of at most
+/// `most` (at least one), the backlog shared evenly between them, so that no call is left
+/// with a small tail. With `least`, no call reads fewer than `least` (unless the whole
+/// backlog is smaller): `least` wins over `most` where they disagree.
+pub fn next_batch(backlog: u32, most: u32, least: u32) -> u32 {
+    if backlog == 0 {
+        return 0;
+    }
+    let most = most.max(1);
+    let mut calls = backlog.div_ceil(most);
+    if let Some(at_most) = backlog.checked_div(least) {
+        calls = calls.min(at_most).max(1);
+    }
+    backlog.div_ceil(calls)
 }
 
 /// When background work is due: the SPEC's settings, read once.
@@ -102,34 +153,36 @@ pub struct Owner<'a> {
     pub character_id: &'a CharacterId,
 }
 
-/// Writes the conversation's due jobs, inside the turn's transaction; with embeddings
-/// on, an `embed` job for the new messages too.
-pub async fn schedule_due(
+/// The one place where new messages (a turn's exchange, an import) schedule the
+/// background work they make due, inside the transaction that stores them; with
+/// embeddings on, an `embed` job for them too.
+pub async fn schedule_for_new_messages(
     conn: &mut MySqlConnection,
     policy: &Policy,
     owner: Owner<'_>,
     progress: Progress,
+    arrival: Arrival,
 ) -> sqlx::Result<()> {
-    let mut kinds = due(
-        progress,
-        policy.window,
-        policy.summary_batch,
-        policy.extract_every,
-    );
+    let mut kinds = due_after(arrival, progress, policy);
     if policy.embed {
         kinds.push(JobKind::Embed);
     }
     for kind in kinds {
-        jobs::schedule(
-            &mut *conn,
-            kind.as_str(),
-            owner.conversation_id,
-            owner.player_id,
-            owner.character_id,
-        )
-        .await?;
+        schedule(conn, kind, owner).await?;
     }
     Ok(())
+}
+
+/// Writes one job (coalesced with a pending one of its kind).
+async fn schedule(conn: &mut MySqlConnection, kind: JobKind, owner: Owner<'_>) -> sqlx::Result<()> {
+    jobs::schedule(
+        &mut *conn,
+        kind.as_str(),
+        owner.conversation_id,
+        owner.player_id,
+        owner.character_id,
+    )
+    .await
 }
 
 /// How long work waits when it is deferred (warning band, circuit open, no budget).
@@ -216,6 +269,20 @@ async fn run(services: &Services, job: &JobRow, token: &str) {
             tracing::info!(attempts = job.attempts, "job done");
             jobs::complete(pool, job.id, token).await
         }
+        // A backlog (imported history, a long outage) is worked off one bounded call at a
+        // time: the next job is written before this one goes, so a crash in between
+        // leaves this one to run again rather than the backlog stranded.
+        Ok(JobDone::MoreToDo) => match schedule_again(services, job).await {
+            Ok(()) => {
+                tracing::info!(attempts = job.attempts, "job done; more to do");
+                jobs::complete(pool, job.id, token).await
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not schedule the rest of a backlog; retrying");
+                let wait = retry_delay(services.config.jobs.retry_base, job.attempts);
+                jobs::reschedule(pool, job.id, token, wait, None, false).await
+            }
+        },
         Ok(JobDone::Deferred) => {
             tracing::info!("job deferred");
             jobs::reschedule(pool, job.id, token, DEFER, None, false).await
@@ -241,6 +308,20 @@ async fn run(services: &Services, job: &JobRow, token: &str) {
             tracing::warn!(%error, "could not record a job's outcome; its lease will expire")
         }
     }
+}
+
+/// A job of the same kind for the same conversation, due now (or the pending one).
+async fn schedule_again(services: &Services, job: &JobRow) -> anyhow::Result<()> {
+    let mut conn = services.pool.acquire().await?;
+    jobs::schedule(
+        &mut conn,
+        &job.kind,
+        &job.conversation_id,
+        &job.player_id,
+        &job.character_id,
+    )
+    .await?;
+    Ok(())
 }
 
 /// How long a scrape waits for the queue's figures.
@@ -319,6 +400,78 @@ mod tests {
         assert!(due(progress(10, 0, 0), 10, 5, 5).contains(&JobKind::ExtractFacts));
         assert!(!due(progress(18, 0, 10), 10, 5, 5).contains(&JobKind::ExtractFacts));
         assert!(due(progress(20, 0, 10), 10, 5, 5).contains(&JobKind::ExtractFacts));
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            window: 10,
+            summary_batch: 5,
+            extract_every: 5,
+            embed: false,
+        }
+    }
+
+    #[test]
+    fn an_import_makes_extraction_due_only_for_a_batch_of_four_times_the_period() {
+        let import = |last_seq, extracted_seq| {
+            due_after(
+                Arrival::Import,
+                progress(last_seq, 0, extracted_seq),
+                &policy(),
+            )
+        };
+        assert!(!import(19, 0).contains(&JobKind::ExtractFacts));
+        assert!(import(20, 0).contains(&JobKind::ExtractFacts));
+        assert!(!import(519, 500).contains(&JobKind::ExtractFacts));
+        assert!(import(500, 0).contains(&JobKind::Summarize));
+        // A turn keeps its own period.
+        assert!(
+            due_after(Arrival::Turn, progress(10, 0, 0), &policy())
+                .contains(&JobKind::ExtractFacts)
+        );
+    }
+
+    #[test]
+    fn a_backlog_is_shared_evenly_between_calls_of_at_most_the_cap() {
+        let walk = |backlog: u32, most: u32, least: u32| {
+            let (mut left, mut calls) = (backlog, Vec::new());
+            while left > 0 {
+                let batch = next_batch(left, most, least);
+                assert!(batch > 0 && batch <= left);
+                calls.push(batch);
+                left -= batch;
+            }
+            calls
+        };
+        assert_eq!(walk(490, 60, 0).len(), 9);
+        assert!(
+            walk(490, 60, 0)
+                .iter()
+                .all(|batch| (54..=60).contains(batch))
+        );
+        assert_eq!(walk(7, 60, 0), vec![7]);
+        assert_eq!(walk(0, 60, 0), Vec::<u32>::new());
+        // Imported history: never fewer than `least` a call, so at most one per `least`.
+        for every in 1..=30 {
+            let least = every * IMPORT_EXTRACTION_FACTOR;
+            let most = 60u32.max(least);
+            for backlog in least..=600 {
+                let calls = walk(backlog, most, least);
+                assert!(
+                    calls.iter().all(|batch| *batch >= least),
+                    "{backlog} {every}: {calls:?}"
+                );
+                assert!(
+                    calls.len() as u32 <= backlog / least,
+                    "{backlog} {every}: {calls:?}"
+                );
+                assert!(
+                    calls.iter().all(|batch| *batch < most + least),
+                    "{backlog} {every}: {calls:?}"
+                );
+            }
+        }
+        assert_eq!(walk(500, 60, 20).len(), 9);
     }
 
     #[test]

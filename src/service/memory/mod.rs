@@ -1,14 +1,16 @@
 //! What characters remember: the running summary of each conversation (`summary`),
 //! long-term facts per (player, character) (`facts`, `extraction`), their retrieval for
 //! prompts and dashboards (`recall`, `retrieval`), vectors of facts and messages for
-//! relevance by meaning (`embeddings`, `vectors`), the background jobs that build them
-//! (`jobs`) and the right to be forgotten (`erasure`).
+//! relevance by meaning (`embeddings`, `vectors`), the character's mood and the affinity
+//! hint it suggests (`mood`), the background jobs that build them (`jobs`) and the right
+//! to be forgotten (`erasure`).
 
 pub mod embeddings;
 pub mod erasure;
 pub mod extraction;
 pub mod facts;
 pub mod jobs;
+pub mod mood;
 pub mod recall;
 pub mod retrieval;
 pub mod search;
@@ -26,8 +28,10 @@ use crate::{
 };
 use tokio::time::Instant;
 
-/// Messages one summarization or extraction call reads at most; more waits for the next.
-const MESSAGES_PER_JOB: u32 = 60;
+/// Messages one summarization or extraction call reads at most (but see
+/// `jobs::next_batch`: imported history is extracted in batches of at least
+/// `FACT_EXTRACTION_EVERY × 4`); a backlog is worked off by one job after another.
+pub const MESSAGES_PER_JOB: u32 = 60;
 
 /// How a job ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,9 @@ pub enum JobDone {
     /// Not now: the player is in the warning band, the budget cannot afford it, or the
     /// circuit is open. Try again later without counting an attempt.
     Deferred,
+    /// Done, and a backlog remains that is due now (imported history, say): a job of the
+    /// same kind follows at once.
+    MoreToDo,
 }
 
 /// One paid call for background work, on the cheaper model when there is one: one

@@ -1,10 +1,12 @@
 //! What a prompt carries of the pair's memory: the best facts of all the pair knows,
 //! and (with embeddings on) the older messages of any of their conversations most
 //! relevant to the current line. Ranked by `retrieval`; read on the connection of the
-//! turn's first transaction, so it is one consistent view.
+//! turn's first transaction, so it is one consistent view. For `GET /memory`, the facts
+//! with the character's mood beside them.
 
 use super::{
     extraction,
+    mood::{self, Mood},
     retrieval::{self, Query},
     vectors::{PairVectors, cosine},
 };
@@ -217,6 +219,30 @@ pub async fn list(
         .collect(),
     };
     Ok(ranked)
+}
+
+/// What a character remembers about a player, as `GET /memory` shows it.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    /// Best first (`list`).
+    pub facts: Vec<FactRow>,
+    /// How the character feels about the player; `None` until an extraction read it.
+    pub mood: Option<Mood>,
+}
+
+/// The facts of a (player, character), best first (`list`), and the character's mood.
+pub async fn remembered(
+    services: &Services,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+    query: Option<&str>,
+    limit: u32,
+) -> ServiceResult<Remembered> {
+    let (facts, mood) = tokio::try_join!(
+        list(services, player_id, character_id, query, limit),
+        mood::current(services, player_id, character_id),
+    )?;
+    Ok(Remembered { facts, mood })
 }
 
 #[cfg(test)]

@@ -168,6 +168,7 @@ mod tests {
             text: text.into(),
             text_hash: format!("hash of {text}"),
             importance,
+            source: crate::domain::MemorySource::Conversation,
             conversation_id: None,
             from_seq: None,
             to_seq: None,

@@ -1,7 +1,7 @@
 //! The running summary of a conversation: messages that left the window, folded into the
 //! previous summary by one background call.
 
-use super::{JobDone, MESSAGES_PER_JOB, background_call};
+use super::{JobDone, MESSAGES_PER_JOB, background_call, jobs};
 use crate::{
     domain::Role,
     llm::{ChatMessage, ChatRole, Purpose},
@@ -30,12 +30,15 @@ pub async fn summarize(
     if target <= conversation.summary_seq {
         return Ok(JobDone::Finished);
     }
+    // A long backlog (imported history) is folded in even calls of at most
+    // MESSAGES_PER_JOB, one job after another.
+    let batch = jobs::next_batch(target - conversation.summary_seq, MESSAGES_PER_JOB, 0);
     let aged_out = messages::range(
         pool,
         &conversation.id,
         conversation.summary_seq,
-        target,
-        MESSAGES_PER_JOB,
+        conversation.summary_seq + batch,
+        batch,
     )
     .await?;
     let Some(last) = aged_out.last().map(|message| message.seq) else {
@@ -66,8 +69,8 @@ pub async fn summarize(
     // The player erased (and the conversation id perhaps bound anew) since the job began:
     // the summary of the erased messages must not come back.
     let key = services.keys.key(&job.player_id);
-    if erasure::generation_locked(&mut tx, &key).await? == generation {
-        conversations::save_summary(
+    let saved = erasure::generation_locked(&mut tx, &key).await? == generation
+        && conversations::save_summary(
             &mut tx,
             &conversation.id,
             &completion.content,
@@ -75,9 +78,20 @@ pub async fn summarize(
             last,
         )
         .await?;
-    }
     tx.commit().await.context("saving a summary")?;
-    Ok(JobDone::Finished)
+    let rest = jobs::Progress {
+        last_seq: conversation.last_seq,
+        summary_seq: last,
+        extracted_seq: conversation.extracted_seq,
+    };
+    let policy = jobs::Policy::of(&services.config);
+    let more = jobs::due(rest, policy.window, policy.summary_batch, u32::MAX)
+        .contains(&jobs::JobKind::Summarize);
+    Ok(if saved && more {
+        JobDone::MoreToDo
+    } else {
+        JobDone::Finished
+    })
 }
 
 /// How many of the last messages a prompt carries in full: the window of `window`,

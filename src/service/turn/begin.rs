@@ -42,6 +42,8 @@ pub struct Begun<'t> {
     pub generation: u32,
     /// The conversation as it was (`None`: its first turn).
     pub conversation: Option<ConversationRow>,
+    /// The affinity and mood, and when the pair last spoke: the turn's `affinity_hint`
+    /// comes from it (`memory::mood::hint_for_turn`).
     pub standing: Option<Standing>,
     /// The last messages, oldest first: back to the summary, and at least the window.
     pub recent: Vec<MessageRow>,

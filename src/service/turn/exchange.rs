@@ -16,6 +16,11 @@ pub struct Exchange {
     pub reply: Message,
     pub fallback_reason: Option<FallbackReason>,
     pub usage: TurnUsage,
+    /// How the character's mood suggests the game move its affinity, -10..=10
+    /// (`memory::mood`): only on the pair's first turn after the mood changed. Answers
+    /// stored before this field existed replay with none.
+    #[serde(default)]
+    pub affinity_hint: Option<i8>,
 }
 
 /// What the reply cost and how long the LLM took to give it. Kept in the API's shape

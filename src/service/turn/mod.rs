@@ -44,7 +44,7 @@ pub enum TurnEvent {
 
 /// How long a turn may hold its conversation (or its idempotency key) before others
 /// presume its replica dead: the whole LLM budget of a turn plus room for the database.
-pub(super) fn hold_for(services: &Services) -> Duration {
+pub(crate) fn hold_for(services: &Services) -> Duration {
     services.config.llm.deadline + Duration::from_secs(30)
 }
 

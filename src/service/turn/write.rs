@@ -15,7 +15,10 @@ use crate::{
     service::{
         ServiceError, ServiceResult, Services,
         conversations::Message,
-        memory::jobs::{self, Progress},
+        memory::{
+            jobs::{self, Progress},
+            mood,
+        },
     },
     store::{
         conversations::{self, ConversationRow},
@@ -115,7 +118,7 @@ pub async fn store_turn(
     )
     .await?;
     if services.llm.is_configured() {
-        jobs::schedule_due(
+        jobs::schedule_for_new_messages(
             &mut tx,
             &jobs::Policy::of(&services.config),
             jobs::Owner {
@@ -128,6 +131,7 @@ pub async fn store_turn(
                 summary_seq: conversation.summary_seq,
                 extracted_seq: conversation.extracted_seq,
             },
+            jobs::Arrival::Turn,
         )
         .await?;
     }
@@ -148,6 +152,7 @@ pub async fn store_turn(
         reply: Message::from(reply_message),
         fallback_reason: reply.fallback_reason,
         usage: TurnUsage::new(reply.spent, reply.llm_time),
+        affinity_hint: mood::hint_for_turn(begun.standing.as_ref()),
     };
     if let Some(claimed) = claimed {
         let stored = serde_json::to_string(&exchange).context("encoding the idempotent answer")?;

@@ -1,0 +1,477 @@
+//! History import: a studio's past conversations appended after the existing messages,
+//! idempotent by the studio's id per message, in one transaction under the
+//! conversation's lease (serialized with turns), with no LLM call; the summaries and
+//! facts they make due are scheduled as background work.
+
+use crate::{
+    domain::{CharacterId, ClientMessageId, ConversationId, MessageText, ParseError, PlayerId},
+    domain::{Role, Source},
+    service::{
+        ServiceError, ServiceResult, Services,
+        memory::jobs::{self, Arrival, Progress},
+        turn::{lease::Lease, polling::Poller},
+    },
+    store::{
+        LockConflict, characters as character_store,
+        conversations::{self, ConversationRow},
+        erasure,
+        messages::{self, ImportedRow, NewImported},
+        spend,
+    },
+};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// Most messages one request may import.
+pub const MAX_MESSAGES: usize = 500;
+
+/// How far ahead of this replica's clock an imported time may be (the studio's clock may
+/// run a little ahead); further is a mistake, and would put the history after the turns
+/// that follow it.
+pub const FUTURE_SKEW: Duration = Duration::from_secs(300);
+
+/// One message of imported history, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedMessage {
+    pub client_id: ClientMessageId,
+    pub role: Role,
+    pub content: MessageText,
+    /// At the database's precision (microseconds).
+    pub created_at: DateTime<Utc>,
+}
+
+impl ImportedMessage {
+    /// The same message as one imported before: same speaker, text and time.
+    fn matches(&self, stored: &ImportedRow) -> bool {
+        self.role == stored.role
+            && self.content.as_str() == stored.content
+            && self.created_at == stored.created_at
+    }
+}
+
+/// A batch to import, checked as a whole: 1 to `MAX_MESSAGES` messages, each `client_id`
+/// once, times not decreasing.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub conversation_id: ConversationId,
+    pub player_id: PlayerId,
+    pub character_id: CharacterId,
+    messages: Vec<ImportedMessage>,
+}
+
+impl Import {
+    pub fn new(
+        conversation_id: ConversationId,
+        player_id: PlayerId,
+        character_id: CharacterId,
+        messages: Vec<ImportedMessage>,
+    ) -> Result<Self, ParseError> {
+        check_count(messages.len())?;
+        let mut seen = HashSet::new();
+        for message in &messages {
+            if !seen.insert(message.client_id.as_str()) {
+                return Err(ParseError(format!(
+                    "client_id {:?} appears more than once in messages",
+                    message.client_id.as_str()
+                )));
+            }
+        }
+        for pair in messages.windows(2) {
+            if pair[1].created_at < pair[0].created_at {
+                return Err(ParseError(format!(
+                    "messages must be in time order: {:?} ({}) is before {:?} ({})",
+                    pair[1].client_id.as_str(),
+                    pair[1].created_at.to_rfc3339(),
+                    pair[0].client_id.as_str(),
+                    pair[0].created_at.to_rfc3339()
+                )));
+            }
+        }
+        Ok(Self {
+            conversation_id,
+            player_id,
+            character_id,
+            messages,
+        })
+    }
+
+    fn client_ids(&self) -> Vec<&ClientMessageId> {
+        self.messages.iter().map(|m| &m.client_id).collect()
+    }
+}
+
+/// 1 to `MAX_MESSAGES` messages: checked before the messages themselves are read.
+pub fn check_count(count: usize) -> Result<(), ParseError> {
+    match count {
+        0 => Err(ParseError("messages must not be empty".into())),
+        n if n > MAX_MESSAGES => Err(ParseError(format!(
+            "at most {MAX_MESSAGES} messages per request (got {n}); send the rest in another"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The earliest time an imported message may carry.
+fn earliest() -> DateTime<Utc> {
+    DateTime::UNIX_EPOCH
+}
+
+/// An imported message's time, at the database's precision: from 1970 to a little past
+/// now.
+pub fn parse_time(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ParseError> {
+    use chrono::SubsecRound;
+    let time = DateTime::parse_from_rfc3339(raw)
+        .map_err(|_| {
+            ParseError(format!(
+                "created_at must be an RFC 3339 time such as 2026-11-24T10:00:00Z (got {raw:?})"
+            ))
+        })?
+        .with_timezone(&Utc)
+        .trunc_subsecs(6);
+    if time < earliest() {
+        return Err(ParseError(format!(
+            "created_at must not be before 1970 (got {raw:?})"
+        )));
+    }
+    let latest = now + chrono::Duration::from_std(FUTURE_SKEW).unwrap_or_default();
+    if time > latest {
+        return Err(ParseError(format!(
+            "created_at must not be in the future (got {raw:?})"
+        )));
+    }
+    Ok(time)
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    pub imported: u32,
+    /// Messages whose `client_id` was imported before.
+    pub skipped: u32,
+    /// The conversation's last seq after the import.
+    pub last_seq: u32,
+}
+
+/// Imports the batch. De-duplication by `client_id` comes first, so a batch sent again
+/// answers with everything skipped whatever else changed since; then the checks a first
+/// turn makes (the character, the binding), then the wait for the conversation, then the
+/// one transaction that stores all of it or nothing.
+#[tracing::instrument(skip_all, fields(conversation_id = %import.conversation_id, player_id = %import.player_id))]
+pub async fn import(services: &Services, import: Import) -> ServiceResult<Imported> {
+    let pool = &services.pool;
+    let known = messages::imported(pool, &import.conversation_id, &import.client_ids()).await?;
+    let fresh = fresh_messages(&import, &known)?;
+    if fresh.is_empty() {
+        let last_seq = conversations::get(pool, &import.conversation_id)
+            .await?
+            .map_or(0, |conversation| conversation.last_seq);
+        return Ok(Imported {
+            imported: 0,
+            skipped: count(import.messages.len()),
+            last_seq,
+        });
+    }
+    precheck(services, &import).await?;
+    // An erasure of the player from here on fences the import.
+    let key = services.keys.key(&import.player_id);
+    let generation = erasure::generation(pool, &key).await?;
+    let mut poller = Poller::new(services.config.llm.turn_queue_wait);
+    loop {
+        match attempt(services, &import, generation).await {
+            Ok(Some(imported)) => {
+                tracing::info!(
+                    imported = imported.imported,
+                    skipped = imported.skipped,
+                    last_seq = imported.last_seq,
+                    "history imported"
+                );
+                return Ok(imported);
+            }
+            // A turn (or another import) holds the conversation.
+            Ok(None) => {}
+            // As for a turn's start: nothing was written, try again.
+            Err(error) if error.is_lock_conflict() => {}
+            Err(error) => return Err(error),
+        }
+        if !poller.pause().await {
+            return Err(ServiceError::ConversationBusy);
+        }
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The messages not imported before, in the batch's order; 409 `import_conflict` when a
+/// `client_id` was imported with another speaker, text or time.
+fn fresh_messages<'i>(
+    import: &'i Import,
+    known: &[ImportedRow],
+) -> ServiceResult<Vec<&'i ImportedMessage>> {
+    let known: HashMap<&str, &ImportedRow> = known
+        .iter()
+        .map(|row| (row.client_id.as_str(), row))
+        .collect();
+    let mut fresh = Vec::new();
+    for message in &import.messages {
+        match known.get(message.client_id.as_str()) {
+            None => fresh.push(message),
+            Some(stored) if message.matches(stored) => {}
+            Some(_) => {
+                return Err(ServiceError::ImportConflict(
+                    message.client_id.as_str().to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(fresh)
+}
+
+/// As a first turn: an unknown character is 404, a conversation bound to another player
+/// or character 409. Checked again under the lease.
+async fn precheck(services: &Services, import: &Import) -> ServiceResult<()> {
+    let found = character_store::get_for_turn(
+        &services.pool,
+        &import.character_id,
+        &import.conversation_id,
+    )
+    .await?
+    .ok_or_else(|| {
+        ServiceError::NotFound(format!(
+            "character {:?} not found",
+            import.character_id.as_str()
+        ))
+    })?;
+    if let (Some(player_id), Some(character_id)) =
+        (&found.bound_player_id, &found.bound_character_id)
+        && !bound_to(import, player_id, character_id)
+    {
+        return Err(bound_elsewhere(import));
+    }
+    Ok(())
+}
+
+fn bound_to(import: &Import, player_id: &str, character_id: &str) -> bool {
+    player_id == import.player_id.as_str() && character_id == import.character_id.as_str()
+}
+
+fn bound_elsewhere(import: &Import) -> ServiceError {
+    ServiceError::ConversationBoundElsewhere(import.conversation_id.as_str().to_owned())
+}
+
+/// One try, in one transaction: take the conversation's lease (`None` when a turn holds
+/// it), lock the player (and check the erasure fence), bind or lock the conversation,
+/// de-duplicate again (another import may have run meanwhile), check the times against
+/// the last message, append, schedule the background work, give the lease back. Any
+/// early return drops the transaction, rolling all of it back.
+async fn attempt(
+    services: &Services,
+    import: &Import,
+    generation: u32,
+) -> ServiceResult<Option<Imported>> {
+    let mut tx = services.pool.begin().await.context("starting an import")?;
+    let Some(lease) = Lease::try_take(
+        &mut tx,
+        &import.conversation_id,
+        crate::service::turn::hold_for(services),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let key = services.keys.key(&import.player_id);
+    let locked = spend::lock_player(&mut tx, &import.player_id, &key, crate::clock::now()).await?;
+    if locked.generation != generation {
+        return Err(ServiceError::PlayerErased(
+            import.player_id.as_str().to_owned(),
+        ));
+    }
+    let known = messages::imported(&mut *tx, &import.conversation_id, &import.client_ids()).await?;
+    let fresh = fresh_messages(import, &known)?;
+    let skipped = count(import.messages.len() - fresh.len());
+    let Some(first) = fresh.first() else {
+        // Everything arrived meanwhile: nothing to write.
+        let last_seq = conversations::get(&mut *tx, &import.conversation_id)
+            .await?
+            .map_or(0, |conversation| conversation.last_seq);
+        lease.release_in(&mut tx).await?;
+        tx.commit().await.context("committing an empty import")?;
+        return Ok(Some(Imported {
+            imported: 0,
+            skipped,
+            last_seq,
+        }));
+    };
+    // Bound like a first turn; a new conversation begins with its first message.
+    let conversation = conversations::create_and_lock(
+        &mut tx,
+        &import.conversation_id,
+        &import.player_id,
+        &import.character_id,
+        first.created_at,
+    )
+    .await?;
+    if !bound_to(
+        import,
+        conversation.player_id.as_str(),
+        conversation.character_id.as_str(),
+    ) {
+        return Err(bound_elsewhere(import));
+    }
+    check_after_last(&mut tx, &conversation, first).await?;
+    let rows: Vec<NewImported<'_>> = fresh
+        .iter()
+        .zip(conversation.last_seq + 1..)
+        .map(|(message, seq)| NewImported {
+            seq,
+            client_id: &message.client_id,
+            role: message.role,
+            content: message.content.as_str(),
+            source: (message.role == Role::Character).then_some(Source::Import),
+            created_at: message.created_at,
+        })
+        .collect();
+    messages::insert_imported(&mut tx, &conversation.id, &rows)
+        .await
+        .context("inserting imported messages")?;
+    let last_seq = conversation.last_seq + count(rows.len());
+    let updated_at = fresh.last().map_or(first.created_at, |m| m.created_at);
+    if !conversations::record_import(
+        &mut tx,
+        &conversation.id,
+        conversation.last_seq,
+        last_seq,
+        updated_at,
+    )
+    .await?
+    {
+        return Err(anyhow::anyhow!("the conversation moved on under its lease").into());
+    }
+    if services.llm.is_configured() {
+        jobs::schedule_for_new_messages(
+            &mut tx,
+            &jobs::Policy::of(&services.config),
+            jobs::Owner {
+                conversation_id: &conversation.id,
+                player_id: &import.player_id,
+                character_id: &import.character_id,
+            },
+            Progress {
+                last_seq,
+                summary_seq: conversation.summary_seq,
+                extracted_seq: conversation.extracted_seq,
+            },
+            Arrival::Import,
+        )
+        .await?;
+    }
+    lease.release_in(&mut tx).await?;
+    tx.commit().await.context("committing an import")?;
+    Ok(Some(Imported {
+        imported: count(rows.len()),
+        skipped,
+        last_seq,
+    }))
+}
+
+/// Imported history goes after what the conversation already holds, in time too.
+async fn check_after_last(
+    conn: &mut sqlx::MySqlConnection,
+    conversation: &ConversationRow,
+    first: &ImportedMessage,
+) -> ServiceResult<()> {
+    if conversation.last_seq == 0 {
+        return Ok(());
+    }
+    let last = messages::created_at(&mut *conn, &conversation.id, conversation.last_seq)
+        .await?
+        .unwrap_or(conversation.updated_at);
+    if first.created_at < last {
+        return Err(ServiceError::Invalid(format!(
+            "created_at of {:?} ({}) is before the conversation's last message ({})",
+            first.client_id.as_str(),
+            first.created_at.to_rfc3339(),
+            last.to_rfc3339()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(client_id: &str, at: &str) -> ImportedMessage {
+        ImportedMessage {
+            client_id: ClientMessageId::parse(client_id).unwrap_or_else(|_| unreachable!()),
+            role: Role::Player,
+            content: MessageText::parse("hello", 100).unwrap_or_else(|_| unreachable!()),
+            created_at: parse_time(at, crate::clock::now()).unwrap_or_else(|_| unreachable!()),
+        }
+    }
+
+    fn batch(messages: Vec<ImportedMessage>) -> Result<Import, ParseError> {
+        Import::new(
+            ConversationId::parse("c").unwrap_or_else(|_| unreachable!()),
+            PlayerId::parse("p").unwrap_or_else(|_| unreachable!()),
+            CharacterId::parse("m").unwrap_or_else(|_| unreachable!()),
+            messages,
+        )
+    }
+
+    #[test]
+    fn a_batch_is_one_to_five_hundred_messages_each_once_in_time_order() {
+        assert!(batch(vec![]).is_err());
+        assert!(batch(vec![message("a", "2026-01-01T00:00:00Z")]).is_ok());
+        assert!(
+            batch(vec![
+                message("a", "2026-01-01T00:00:00Z"),
+                message("a", "2026-01-01T00:00:01Z")
+            ])
+            .is_err()
+        );
+        assert!(
+            batch(vec![
+                message("a", "2026-01-01T00:00:01Z"),
+                message("b", "2026-01-01T00:00:00Z")
+            ])
+            .is_err()
+        );
+        // Equal times are in order.
+        assert!(
+            batch(vec![
+                message("a", "2026-01-01T00:00:00Z"),
+                message("b", "2026-01-01T01:00:00+01:00")
+            ])
+            .is_ok()
+        );
+        assert!(check_count(MAX_MESSAGES).is_ok());
+        assert!(check_count(MAX_MESSAGES + 1).is_err());
+    }
+
+    #[test]
+    fn times_are_rfc_3339_from_1970_to_now_at_microseconds() {
+        let now = crate::clock::now();
+        assert!(
+            parse_time("2026-11-24T10:00:00.1234567Z", now)
+                .is_ok_and(|time| time.timestamp_subsec_nanos() == 123_456_000)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-24",
+            "2026-11-24 10:00:00",
+            "1969-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-02-30T00:00:00Z",
+        ] {
+            assert!(parse_time(bad, now).is_err(), "{bad:?}");
+        }
+        let soon = (now + chrono::Duration::seconds(60)).to_rfc3339();
+        assert!(parse_time(&soon, now).is_ok());
+    }
+}
