@@ -120,7 +120,7 @@ impl Mode {
     fn model(&self) -> String {
         match self {
             Self::Lexical => "–".to_owned(),
-            Self::Mock => "`mock-embed` (64 dims)".to_owned(),
+            Self::Mock => format!("`mock-embed` ({} dims)", crate::mock_embeddings::DIMENSIONS),
             Self::Local { vars } => vars
                 .iter()
                 .find(|(key, _)| key == "EMBEDDING_MODEL")
@@ -925,7 +925,7 @@ fn render_into(
          restated sentence gives the same fact text, a contradiction an `update` of the \
          known fact's id), i.e. a perfect extractor: nothing here says how well a real LLM \
          extracts facts. The conversation replies are the mock's canned line. The \"mock \
-         embeddings\" are the deterministic 64-dimension vectors of \
+         embeddings\" are the deterministic 256-dimension vectors of \
          `src/bin/bench/mock_embeddings.rs` (a word hash plus ten hand-made concept \
          families that cover the dataset's vocabulary), so that column is an upper bound \
          made easy on purpose; the real-model column is multilingual-e5-small (4-bit) \
