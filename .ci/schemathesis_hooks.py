@@ -152,6 +152,42 @@ def _fit_idempotency_key(headers: dict) -> None:
             headers[name] = f"{key}-{next(_keys_used)}"
 
 
+# POST /conversations/{id}/import: each `client_id` once per batch, times not decreasing,
+# from 1970 to now (`service::import`). Times before the conversation's last message are
+# a conflict with its state (409), which schemathesis accepts.
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _import_time(raw: object) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(raw).replace("z", "Z").replace("Z", "+00:00"))
+        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _fit_import(body: object) -> None:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return
+    now = datetime.now(timezone.utc) - timedelta(seconds=1)
+    seen: set[str] = set()
+    times = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        client_id = message.get("client_id")
+        if isinstance(client_id, str) and client_id in seen:
+            message["client_id"] = f"{client_id[:50]}~{index}"
+        seen.add(str(message.get("client_id")))
+        moment = _import_time(message.get("created_at"))
+        if moment is not None:
+            times.append((message, min(max(moment, _EPOCH), now)))
+    for message, moment in zip([m for m, _ in times], sorted(t for _, t in times)):
+        message["created_at"] = moment.isoformat().replace("+00:00", "Z")
+
+
 @schemathesis.hook
 def map_case(context, case):
     if not _is_positive(case):
@@ -159,6 +195,9 @@ def map_case(context, case):
     path = case.operation.path
     if case.headers and path.startswith("/conversations/{conversation_id}/messages"):
         _fit_idempotency_key(case.headers)
+    if path == "/conversations/{conversation_id}/import":
+        _fit_import(case.body)
+        return case
     if case.query is None and path == "/conversations" and case.method.upper() == "GET":
         case.query = {}
     if case.query is None:

@@ -145,6 +145,10 @@ impl From<ServiceError> for ApiError {
                 code: "import_conflict",
                 message: error.to_string(),
             },
+            ServiceError::ImportOutOfOrder(_) => Self::Conflict {
+                code: "import_out_of_order",
+                message: error.to_string(),
+            },
             ServiceError::IdempotencyKeyReused(_) => Self::Unprocessable {
                 code: "idempotency_key_reused",
                 message: error.to_string(),

@@ -26,8 +26,9 @@ pub struct ImportInput {
     pub player_id: String,
     #[schema(value_type = GameId)]
     pub character_id: String,
-    /// 1 to 500 messages, oldest first: times must not decrease, nor be before the
-    /// conversation's last message.
+    /// 1 to 500 messages, oldest first: times must not decrease (400), nor be before the
+    /// conversation's last message (409 `import_out_of_order`); each `client_id` once
+    /// (400).
     #[schema(min_items = 1, max_items = 500)]
     pub messages: Vec<ImportMessageInput>,
 }
@@ -157,7 +158,7 @@ fn parse_message(
         (status = 200, description = "What was imported and skipped", body = ImportResult),
         (status = 400, description = "Invalid input (nothing was imported)", body = ErrorBody),
         (status = 404, description = "Unknown character", body = ErrorBody),
-        (status = 409, description = "A `client_id` imported before with other content (`import_conflict`), conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), or the player erased meanwhile (`player_erased`: nothing was stored)", body = ErrorBody),
+        (status = 409, description = "A `client_id` imported before with other content (`import_conflict`), times before the conversation's last message (`import_out_of_order`), conversation bound to another player or character (`conversation_conflict`), busy past TURN_QUEUE_WAIT_MS (`conversation_busy`), or the player erased meanwhile (`player_erased`: nothing was stored)", body = ErrorBody),
         (status = 413, description = "Body larger than 5 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
     ))]

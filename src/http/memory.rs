@@ -133,7 +133,7 @@ pub struct SearchQuery {
     #[param(value_type = GameId)]
     pub player_id: String,
     /// What to look for.
-    #[param(schema_with = search_text_schema)]
+    #[param(value_type = SearchText, inline)]
     pub q: String,
     /// At most this many results (1–50, default 10).
     #[param(minimum = 1, maximum = 50)]
@@ -149,11 +149,23 @@ pub struct SearchQuery {
 /// The documented bound of `q`: the default `MAX_MESSAGE_CHARS`.
 const DOCUMENTED_MAX_QUERY_CHARS: usize = 2000;
 
-fn search_text_schema() -> utoipa::openapi::Object {
-    super::wire::not_blank(
-        DOCUMENTED_MAX_QUERY_CHARS,
-        "What to look for: 1 to `MAX_MESSAGE_CHARS` (default 2000) characters as sent, not blank.",
-    )
+/// A search's text, as the document shows it.
+pub struct SearchText;
+
+impl utoipa::PartialSchema for SearchText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::wire::not_blank(
+            DOCUMENTED_MAX_QUERY_CHARS,
+            "What to look for: 1 to `MAX_MESSAGE_CHARS` (default 2000) characters as sent, not blank.",
+        )
+        .into()
+    }
+}
+
+impl utoipa::ToSchema for SearchText {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("SearchText")
+    }
 }
 
 /// What a search result is.

@@ -24,6 +24,10 @@ pub enum ServiceError {
     /// or time.
     #[error("client_id {0:?} was already imported into this conversation with other content")]
     ImportConflict(String),
+    /// Imported history would go before the conversation's last message: it conflicts
+    /// with what the conversation holds now (a turn or an import came first).
+    #[error("{0}")]
+    ImportOutOfOrder(String),
     /// The database cannot be reached: an outage, worth retrying, not a bug.
     /// The player was erased while this request ran: nothing of it is written back.
     #[error("player {0:?} was erased while this request ran; nothing was stored")]

@@ -390,7 +390,7 @@ async fn check_after_last(
         .await?
         .unwrap_or(conversation.updated_at);
     if first.created_at < last {
-        return Err(ServiceError::Invalid(format!(
+        return Err(ServiceError::ImportOutOfOrder(format!(
             "created_at of {:?} ({}) is before the conversation's last message ({})",
             first.client_id.as_str(),
             first.created_at.to_rfc3339(),
