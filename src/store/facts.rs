@@ -57,6 +57,43 @@ pub async fn candidates<'c>(
     .await
 }
 
+/// What the pair's facts are now, in brief: how many, the newest id and the latest
+/// change. Equal versions mean no fact was added, rewritten or deleted in between.
+pub type PairVersion = (i64, Option<u64>, Option<DateTime<Utc>>);
+
+macro_rules! version_sql {
+    () => {
+        "SELECT COUNT(*), MAX(id), MAX(updated_at) FROM memory_facts
+         WHERE player_id = ? AND character_id = ?"
+    };
+}
+
+pub async fn version<'c>(
+    conn: impl MySqlExecutor<'c>,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> sqlx::Result<PairVersion> {
+    sqlx::query_as(version_sql!())
+        .bind(player_id)
+        .bind(character_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// As `version`, locking the pair's facts (and the gaps between them) until the
+/// transaction ends: writers of one pair's facts go one at a time.
+pub async fn version_locked(
+    conn: &mut MySqlConnection,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> sqlx::Result<PairVersion> {
+    sqlx::query_as(concat!(version_sql!(), " FOR UPDATE"))
+        .bind(player_id)
+        .bind(character_id)
+        .fetch_one(conn)
+        .await
+}
+
 /// Every fact of the pair, most important and freshest first: retrieval scores them
 /// all, so a relevant fact of low importance is never out of reach.
 pub async fn of_pair<'c>(

@@ -711,3 +711,76 @@ async fn facts_can_be_listed_by_relevance_and_forgotten_one_by_one() {
     let (status, _) = app.get_json("/memory?character_id=mara").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "player_id is required");
 }
+
+#[tokio::test]
+async fn findings_read_against_facts_that_changed_meanwhile_are_read_again() {
+    let app = TestApp::spawn_with(&with_quick_jobs(&[])).await;
+    app.create_mara("mara").await;
+    app.provider.enqueue_for(
+        "fact_extraction",
+        [extraction(
+            json!({"facts": [{"text": "Player lives in Oakvale", "importance": 6}]}),
+        )],
+    );
+    for i in 1..=5 {
+        app.say("c-0", "p-1", "mara", &format!("first talk {i}"))
+            .await;
+    }
+    eventually("the first extraction is done", || async {
+        jobs_left(&app).await == 0
+    })
+    .await;
+    let oakvale = memory_of(&app, "p-1", "mara").await[0]["id"]
+        .as_u64()
+        .unwrap();
+
+    // The next extraction (another conversation) is slow; the fact it was shown is
+    // deleted while it thinks, so what it says of the known facts may be stale.
+    app.provider.enqueue_for(
+        "fact_extraction",
+        [MockReply::Delayed(
+            Duration::from_millis(1500),
+            Box::new(extraction(json!({
+                "facts": [{"text": "Player moved to Riverton", "importance": 6}],
+                "delete": [oakvale]
+            }))),
+        )],
+    );
+    for i in 1..=5 {
+        app.say("c-1", "p-1", "mara", &format!("second talk {i}"))
+            .await;
+    }
+    eventually("the slow extraction has its answer in hand", || async {
+        app.provider.requests_for("fact_extraction").len() == 2
+    })
+    .await;
+    let response = app
+        .request(Method::DELETE, &format!("/memory/{oakvale}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    eventually("the messages are extracted again", || async {
+        jobs_left(&app).await == 0 && app.provider.requests_for("fact_extraction").len() == 3
+    })
+    .await;
+    let requests = app.provider.requests_for("fact_extraction");
+    assert!(
+        requests[1].messages()[1].1.contains("Oakvale"),
+        "shown the fact"
+    );
+    let again = &requests[2].messages()[1].1;
+    assert!(
+        again.contains("second talk 1") && !again.contains("Oakvale"),
+        "{again}"
+    );
+    // The stale findings were dropped whole; the second reading (the default: nothing)
+    // is what counts.
+    assert!(memory_of(&app, "p-1", "mara").await.is_empty());
+    let extracted: u32 =
+        sqlx::query_scalar("SELECT extracted_seq FROM conversations WHERE id = 'c-1'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(extracted, 10);
+}

@@ -67,6 +67,9 @@ pub async fn extract_facts(
     let Some(to) = new.last().map(|message| message.seq) else {
         return Ok(JobDone::Finished);
     };
+    // The facts as the extractor sees them; if they change before its findings are
+    // stored (another conversation's extraction), the findings are read again.
+    let seen = facts::version(pool, &job.player_id, &job.character_id).await?;
     let known = facts::candidates(
         pool,
         &job.player_id,
@@ -110,11 +113,18 @@ pub async fn extract_facts(
             generation,
             &conversation.id,
             (from, to, source),
-            &known,
+            (&known, seen),
             &extraction,
         )
     })
     .await?;
+    if applied == Applied::Stale {
+        // Nothing was stored and the watermark stays: the same messages, read again
+        // against the facts as they are now, by the job that follows at once.
+        tracing::info!("the pair's facts changed during extraction; extracting again");
+        return Ok(JobDone::MoreToDo);
+    }
+    let applied = applied == Applied::Stored;
     // The rest of a backlog (imported history, above all) follows at once, while it is
     // due by the same rule a turn applies.
     let rest = jobs::Progress {
@@ -136,15 +146,26 @@ pub async fn extract_facts(
     })
 }
 
+/// What became of an extraction's findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Stored,
+    /// Erased since, or another worker stored these messages' findings: dropped.
+    Dropped,
+    /// The pair's facts changed since the extractor read them: its updates and
+    /// deletions may be of an old view. Nothing stored.
+    Stale,
+}
+
 async fn apply(
     services: &Services,
     job: &JobRow,
     generation: u32,
     conversation_id: &ConversationId,
     (from, to, source): (u32, u32, MemorySource),
-    known: &[FactRow],
+    (known, seen): (&[FactRow], facts::PairVersion),
     extraction: &Extraction,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Applied> {
     let now = crate::clock::now();
     let owned: std::collections::HashSet<u64> = known.iter().map(|fact| fact.id).collect();
     let mut tx = services
@@ -155,12 +176,15 @@ async fn apply(
     // Erased since the job began: nothing learned from the erased messages comes back.
     let key = services.keys.key(&job.player_id);
     if erasure::generation_locked(&mut tx, &key).await? != generation {
-        return Ok(false);
+        return Ok(Applied::Dropped);
+    }
+    if facts::version_locked(&mut tx, &job.player_id, &job.character_id).await? != seen {
+        return Ok(Applied::Stale);
     }
     // Only the worker that moves the watermark applies its findings: a duplicate job
     // that read the same messages changes nothing.
     if !conversations::advance_extraction(&mut tx, conversation_id, from, to).await? {
-        return Ok(false);
+        return Ok(Applied::Dropped);
     }
     fn learned<'a>(
         job: &'a JobRow,
@@ -242,7 +266,7 @@ async fn apply(
         source = source.as_str(),
         "facts extracted"
     );
-    Ok(true)
+    Ok(Applied::Stored)
 }
 
 /// Forgets one fact.
