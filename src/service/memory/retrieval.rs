@@ -63,11 +63,6 @@ impl<'a> Query<'a> {
             _ => relevance(&self.words, text),
         }
     }
-
-    /// The query's vector, when relevance is by meaning.
-    pub fn vector(&self) -> Option<&'a [f32]> {
-        self.meaning.map(|(vector, _)| vector)
-    }
 }
 /// A fact untouched this long counts half as recent.
 pub const RECENCY_HALF_LIFE_DAYS: f64 = 7.0;

@@ -32,11 +32,6 @@ impl Prepared {
             _ => Query::words(text),
         }
     }
-
-    /// Whether relevance is by meaning.
-    pub fn semantic(&self) -> bool {
-        self.vector.is_some() && self.pair.is_some()
-    }
 }
 
 /// Embeds `text` for the pair (billed to the player), unless embeddings are off or the

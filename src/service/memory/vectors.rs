@@ -190,8 +190,9 @@ impl VectorCache {
         }
     }
 
-    /// Bytes held now (for tests and metrics).
-    pub fn bytes(&self) -> usize {
+    /// Bytes held now.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
         self.lock().bytes
     }
 }
