@@ -67,9 +67,13 @@ def _usage_range_is_valid(query: dict) -> bool:
             return True
     else:
         try:
-            start = to - timedelta(days=int(query.get("days", DEFAULT_REPORT_DAYS)))
-        except (ValueError, OverflowError):
+            days = int(query.get("days", DEFAULT_REPORT_DAYS))
+        except ValueError:
             return True
+        try:
+            start = to - timedelta(days=days)
+        except OverflowError:
+            return False  # the range would begin before year 1: outside 1970-9998
     return (
         start <= to
         and start.year >= 1970
