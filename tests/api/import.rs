@@ -10,7 +10,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-use crate::memory::QUICK_JOBS;
+use crate::memory::{QUICK_JOBS, eventually_within};
 
 /// A fixed past: 2026-01-01T00:00:00Z.
 fn start() -> DateTime<Utc> {
@@ -96,17 +96,13 @@ async fn watermarks(app: &TestApp, conversation_id: &str) -> (u32, u32) {
         .unwrap()
 }
 
-/// Waits (up to 30 s) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+/// Waits (up to 30 s: a 500-message backlog) until `check` holds.
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let give_up = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < give_up, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_within(what, Duration::from_secs(30), check).await;
 }
 
 /// The messages one extraction or summarization call read.
@@ -676,22 +672,10 @@ async fn an_imported_history_is_embedded_and_searchable_by_meaning() {
     let mut messages = history(0..500);
     messages[123]["content"] = json!("My hound Rex sleeps by the hearth");
     import(&app, "c-1", messages).await;
-    let give_up = Instant::now() + Duration::from_secs(30);
-    loop {
-        let embedded: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM memory_vectors WHERE kind = 'message'")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        if embedded == 500 {
-            break;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "{embedded} of 500 messages embedded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("all 500 messages are embedded", || async {
+        app.count("memory_vectors").await == 500
+    })
+    .await;
     let (status, found) = app
         .get_json("/memory/search?character_id=mara&player_id=p-1&q=pets&kinds=message&limit=3")
         .await;

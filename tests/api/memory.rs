@@ -22,12 +22,21 @@ pub(crate) fn with_quick_jobs<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str,
 }
 
 /// Waits (up to 10 s) until `check` holds.
-pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let give_up = Instant::now() + Duration::from_secs(10);
+    eventually_within(what, Duration::from_secs(10), check).await;
+}
+
+/// Waits (up to `limit`) until `check` holds.
+pub(crate) async fn eventually_within<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let give_up = Instant::now() + limit;
     while !check().await {
         assert!(Instant::now() < give_up, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
