@@ -3,7 +3,7 @@
 use crate::{
     config::{Config, HttpLimits},
     http,
-    service::{Services, housekeeping, memory::jobs},
+    service::{Services, housekeeping, memory::jobs, world::gossip},
     store,
 };
 use anyhow::Context;
@@ -76,6 +76,9 @@ impl Application {
         tracing::info!(%address, "listening");
         let (stop_workers, workers_stop) = watch::channel(false);
         let mut workers = jobs::spawn_workers(self.services.clone(), workers_stop.clone());
+        // Gossip is background work: a replica that runs no workers spreads none either.
+        let gossip = (self.services.config.jobs.workers > 0)
+            .then(|| gossip::spawn(self.services.clone(), workers_stop.clone()));
         let housekeeping = housekeeping::spawn(self.services.clone(), workers_stop);
         serve(
             self.listener,
@@ -101,6 +104,9 @@ impl Application {
         let _ = stop_workers.send(true);
         while workers.join_next().await.is_some() {}
         let _ = housekeeping.await;
+        if let Some(gossip) = gossip {
+            let _ = gossip.await;
+        }
         self.services.pool.close().await;
         self.services.readiness.close().await;
         tracing::info!("stopped");

@@ -114,6 +114,21 @@ pub struct Config {
     /// The secret of the keyed hash an erased player is remembered by
     /// (`ERASURE_HASH_KEY`); unset, one is made once and kept in the database.
     pub erasure_hash_key: Option<Secret>,
+    pub gossip: GossipConfig,
+}
+
+/// How memories about a player spread between the characters of a faction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GossipConfig {
+    /// Memories at least this important spread (`GOSSIP_MIN_IMPORTANCE`, 1–10, default 7).
+    pub min_importance: u8,
+    /// How long after a memory is stored it spreads (`GOSSIP_DELAY_S`, default 600).
+    pub delay: Duration,
+    /// Importance kept per telling, floored (`GOSSIP_DECAY`, 0–1, default 0.7).
+    pub decay: f64,
+    /// Tellings at most from the first-hand memory (`GOSSIP_MAX_HOPS`, default 1; 0:
+    /// nothing spreads).
+    pub max_hops: u8,
 }
 
 /// Background work. Not in the SPEC's table: operational knobs with safe defaults.
@@ -307,6 +322,12 @@ impl Config {
             housekeeping_interval: vars.millis("HOUSEKEEPING_INTERVAL_MS", 60_000)?,
             shutdown_grace: vars.millis("SHUTDOWN_GRACE_MS", 30_000)?,
             erasure_hash_key: vars.optional("ERASURE_HASH_KEY").map(Secret::new),
+            gossip: GossipConfig {
+                min_importance: vars.within("GOSSIP_MIN_IMPORTANCE", 7, 1, 10)? as u8,
+                delay: Duration::from_secs(vars.parse("GOSSIP_DELAY_S", "600")?),
+                decay: vars.parse("GOSSIP_DECAY", "0.7")?,
+                max_hops: vars.within("GOSSIP_MAX_HOPS", 1, 0, 10)? as u8,
+            },
             log_format: match vars
                 .string("LOG_FORMAT", "pretty")
                 .to_ascii_lowercase()
@@ -322,6 +343,12 @@ impl Config {
                 }
             },
         };
+        if !(0.0..=1.0).contains(&config.gossip.decay) {
+            return Err(ConfigError {
+                variable: "GOSSIP_DECAY",
+                reason: "must be from 0 to 1".into(),
+            });
+        }
         if config.jobs.lease > MAX_JOB_LEASE {
             return Err(ConfigError {
                 variable: "JOB_LEASE_MS",
@@ -384,6 +411,18 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
             return Err(ConfigError {
                 variable: name,
                 reason: "must be greater than 0".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    /// A whole number from `min` to `max`.
+    fn within(&self, name: &'static str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+        let value: u32 = self.parse(name, &default.to_string())?;
+        if !(min..=max).contains(&value) {
+            return Err(ConfigError {
+                variable: name,
+                reason: format!("must be from {min} to {max}"),
             });
         }
         Ok(value)
@@ -485,6 +524,15 @@ mod tests {
         assert!(config.llm.api_key.is_none());
         assert_eq!(config.llm.model, "gpt-4o-mini");
         assert_eq!(config.llm.max_tokens, 120);
+        assert_eq!(
+            config.gossip,
+            GossipConfig {
+                min_importance: 7,
+                delay: Duration::from_secs(600),
+                decay: 0.7,
+                max_hops: 1,
+            }
+        );
         assert_eq!(config.llm.timeout, Duration::from_millis(10_000));
         assert_eq!(config.llm.retry_base, Duration::from_millis(1_000));
         assert_eq!(config.llm.max_retries, 3);
@@ -513,6 +561,21 @@ mod tests {
         assert_eq!(config.idempotency_retention, Duration::from_secs(24 * 3600));
         assert!(!config.auth_enabled());
         Ok(())
+    }
+
+    #[test]
+    fn gossip_settings_out_of_range_are_refused() {
+        for (variable, value) in [
+            ("GOSSIP_MIN_IMPORTANCE", "0"),
+            ("GOSSIP_MIN_IMPORTANCE", "11"),
+            ("GOSSIP_DECAY", "1.5"),
+            ("GOSSIP_DECAY", "NaN"),
+            ("GOSSIP_MAX_HOPS", "-1"),
+            ("GOSSIP_DELAY_S", "soon"),
+        ] {
+            let refused = parse(&[(variable, value)]).err().map(|e| e.variable);
+            assert_eq!(refused, Some(variable), "{variable}={value}");
+        }
     }
 
     #[test]

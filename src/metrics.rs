@@ -55,6 +55,8 @@ pub const JOBS_OLDEST_PENDING_AGE: &str = "npc_jobs_oldest_pending_age_seconds";
 pub const USAGE_SPOOLED: &str = "npc_usage_spooled_records";
 /// Database connections of this replica's pool by `state` (`in_use`, `idle`).
 pub const DB_CONNECTIONS: &str = "npc_db_pool_connections";
+/// Hearsay memories written by gossip (characters who heard a memory of another).
+pub const GOSSIP_HEARD: &str = "npc_gossip_heard_total";
 
 /// Histogram buckets in seconds: HTTP requests are mostly milliseconds, LLM calls up
 /// to the 20 s deadline.
@@ -148,6 +150,7 @@ fn describe() {
         "LLM usage records held in memory until the database takes them"
     );
     describe_counter!(TURNS, "Turns answered, by source (llm, fallback)");
+    describe_counter!(GOSSIP_HEARD, "Hearsay memories written by gossip");
     describe_counter!(FALLBACKS, "Fallback replies by reason");
     describe_counter!(
         REFUSALS,
@@ -259,6 +262,11 @@ pub fn fallback(reason: &str) {
 /// An LLM call refused before it was made: `kind` is `quota` or `budget`.
 pub fn refusal(kind: &str) {
     counter!(REFUSALS, "kind" => kind.to_owned()).increment(1);
+}
+
+/// Characters who heard a memory as gossip.
+pub fn gossip_heard(count: usize) {
+    counter!(GOSSIP_HEARD).increment(count as u64);
 }
 
 /// A turn answered, by `source` (`llm` or `fallback`).

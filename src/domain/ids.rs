@@ -72,7 +72,34 @@ macro_rules! game_id {
 game_id!(CharacterId, "character_id");
 game_id!(PlayerId, "player_id");
 game_id!(ConversationId, "conversation_id");
+/// A list of names (factions, flags, tags), each parsed as ids are: at most `max`, a name
+/// sent twice kept once, in the order sent.
+pub fn parse_names<T: PartialEq>(
+    field: &str,
+    raw: &[String],
+    max: usize,
+    parse: impl Fn(&str) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    if raw.len() > max {
+        return Err(ParseError(format!("{field} holds at most {max} names")));
+    }
+    let mut names: Vec<T> = Vec::with_capacity(raw.len());
+    for name in raw {
+        let name = parse(name)?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
 game_id!(ClientMessageId, "client_id");
+game_id!(ClientEventId, "client_event_id");
+game_id!(LoreId, "lore id");
+game_id!(Faction, "faction");
+game_id!(Flag, "flag");
+game_id!(Tag, "tag");
+game_id!(ScopeId, "scope_id");
 
 #[cfg(test)]
 mod tests {

@@ -86,9 +86,18 @@ string_enum!(Source { Llm => "llm", Fallback => "fallback", Import => "import" }
 pub enum MemorySource {
     Conversation,
     Import,
+    /// A game event the character witnessed or its faction learned at once.
+    Event,
+    /// Hearsay: told by another character of one of its factions.
+    Gossip,
 }
 
-string_enum!(MemorySource { Conversation => "conversation", Import => "import" });
+string_enum!(MemorySource {
+    Conversation => "conversation",
+    Import => "import",
+    Event => "event",
+    Gossip => "gossip",
+});
 
 /// Why a reply is a canned line rather than the LLM's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -143,7 +152,12 @@ mod tests {
         assert_eq!(Source::parse("LLM"), None);
         assert_eq!(Source::parse("import"), Some(Source::Import));
         assert_eq!(serde_json::to_string(&Source::Import)?, "\"import\"");
-        for source in [MemorySource::Conversation, MemorySource::Import] {
+        for source in [
+            MemorySource::Conversation,
+            MemorySource::Import,
+            MemorySource::Event,
+            MemorySource::Gossip,
+        ] {
             assert_eq!(MemorySource::parse(source.as_str()), Some(source));
         }
         Ok(())

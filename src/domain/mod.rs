@@ -9,7 +9,10 @@ pub mod prices;
 mod text;
 
 pub use affinity::{Affinity, AffinityTier};
-pub use ids::{CharacterId, ClientMessageId, ConversationId, MAX_ID_CHARS, PlayerId};
+pub use ids::{
+    CharacterId, ClientEventId, ClientMessageId, ConversationId, Faction, Flag, LoreId, MAX_ID_CHARS,
+    PlayerId, ScopeId, Tag, parse_names,
+};
 pub use message::{FallbackReason, MemorySource, Role, Source};
 pub use money::{MONEY_SCALE, Usd};
 pub use player_key::{PlayerKey, PlayerKeys};

@@ -10,8 +10,8 @@ use crate::{
     domain::CharacterId,
     service::{
         characters::{
-            self, Character, CharacterDraft, MAX_LINE_CHARS, MAX_LINES_PER_TIER, MAX_MODEL_CHARS,
-            MAX_NAME_CHARS, MAX_PERSONA_CHARS,
+            self, Character, CharacterDraft, MAX_FACTIONS, MAX_LINE_CHARS, MAX_LINES_PER_TIER,
+            MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_PERSONA_CHARS,
         },
         turn::fallback::FallbackLines,
     },
@@ -37,6 +37,16 @@ pub struct CharacterInput {
     #[serde(default)]
     #[schema(schema_with = fallback_lines_schema)]
     pub fallback_lines: Option<FallbackLines>,
+    /// The factions it belongs to (at most 20 names, each as ids are; default none):
+    /// lore scoped to a faction is known to its members, and memories of a member spread
+    /// to the others as gossip.
+    #[serde(default)]
+    #[schema(schema_with = factions_schema)]
+    pub factions: Vec<String>,
+}
+
+fn factions_schema() -> utoipa::openapi::Array {
+    wire::id_list(MAX_FACTIONS, "A faction name.")
 }
 
 // Text fields are not blank and bounded as sent (`service::characters`), then trimmed.
@@ -95,6 +105,7 @@ pub struct CharacterView {
     pub persona: String,
     pub model: Option<String>,
     pub fallback_lines: Option<FallbackLines>,
+    pub factions: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -107,6 +118,11 @@ impl From<Character> for CharacterView {
             persona: character.persona,
             model: character.model,
             fallback_lines: character.fallback_lines,
+            factions: character
+                .factions
+                .into_iter()
+                .map(|faction| faction.into_string())
+                .collect(),
             created_at: character.created_at,
             updated_at: character.updated_at,
         }
@@ -137,6 +153,7 @@ pub async fn put_character(
         persona: input.persona,
         model: input.model,
         fallback_lines: input.fallback_lines,
+        factions: input.factions,
     };
     Ok(Json(characters::put(&state, id, draft).await?.into()))
 }

@@ -84,6 +84,15 @@ pub struct TurnInput {
     #[serde(default)]
     #[schema(schema_with = context_schema)]
     pub context: Option<Map<String, Value>>,
+    /// The game flags set now (at most 200, each as ids are): lore that requires flags is
+    /// known in this turn only when all of them are here.
+    #[serde(default)]
+    #[schema(schema_with = flags_schema)]
+    pub flags: Vec<String>,
+}
+
+fn flags_schema() -> utoipa::openapi::Array {
+    wire::id_list(crate::service::world::lore::MAX_TURN_FLAGS, "A game flag.")
 }
 
 /// `MAX_MESSAGE_CHARS` is the operator's to set; the document, written when the code is
@@ -181,6 +190,7 @@ fn parse_turn(conversation_id: &str, input: TurnInput, max_chars: usize) -> Resu
         MessageText::parse(&input.content, max_chars)?,
         input.affinity.map(Affinity::parse).transpose()?,
         input.context,
+        input.flags,
     )?)
 }
 

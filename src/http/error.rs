@@ -145,6 +145,10 @@ impl From<ServiceError> for ApiError {
                 code: "import_conflict",
                 message: error.to_string(),
             },
+            ServiceError::EventConflict(_) => Self::Conflict {
+                code: "event_conflict",
+                message: error.to_string(),
+            },
             ServiceError::ImportOutOfOrder(_) => Self::Conflict {
                 code: "import_out_of_order",
                 message: error.to_string(),

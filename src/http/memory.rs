@@ -40,9 +40,17 @@ pub struct Fact {
     pub text: String,
     /// 1–10.
     pub importance: u8,
-    /// Where it was learned: `conversation` (the turns) or `import` (imported history).
+    /// Where it was learned: `conversation` (the turns), `import` (imported history),
+    /// `event` (a game event it witnessed or its faction learned) or `gossip` (heard from
+    /// another character).
     #[schema(value_type = String)]
     pub source: crate::domain::MemorySource,
+    /// Gossip: the character it was heard from.
+    pub heard_from: Option<String>,
+    /// The game event it comes from, directly or through gossip.
+    pub event_id: Option<u64>,
+    /// Gossip: the memory it was derived from (deleting that deletes this).
+    pub derived_from: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When it last went into a prompt.
@@ -115,6 +123,9 @@ pub async fn list_memory(
                 text: fact.text,
                 importance: fact.importance,
                 source: fact.source,
+                heard_from: fact.heard_from,
+                event_id: fact.event_id,
+                derived_from: fact.derived_from,
                 created_at: fact.created_at,
                 updated_at: fact.updated_at,
                 last_used_at: fact.last_used_at,

@@ -16,6 +16,7 @@ pub mod stream;
 pub mod studio;
 pub mod usage;
 pub mod wire;
+pub mod world;
 
 use crate::{config::Config, service::Services};
 use axum::{
@@ -60,6 +61,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "characters", description = "The NPCs"),
         (name = "usage", description = "Tokens, spend and budgets"),
         (name = "memory", description = "What characters remember, and forgetting"),
+        (name = "world", description = "Lore, game events and gossip: what characters share"),
         (name = "operations", description = "Health, metrics, the job queue and the caller's role")
     )
 )]
@@ -102,6 +104,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(memory::list_memory))
         .routes(routes!(memory::search_memory))
         .routes(routes!(memory::delete_fact))
+        .routes(routes!(world::put_lore, world::get_lore, world::delete_lore))
+        .routes(routes!(world::list_lore))
+        .routes(routes!(world::post_event, world::list_events))
+        .routes(routes!(world::character_knowledge))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::job_stats))
         .routes(routes!(auth::whoami))

@@ -46,6 +46,36 @@ pub const ID_PATTERN: &str = concat!(
     "])?$"
 );
 
+/// A comma-separated list of names as ids are (flags, tags), empty for none: no item is
+/// empty, holds a comma, or is longer than 64 characters (`domain::ids`).
+pub const NAME_LIST_PATTERN: &str = concat!(
+    "^(?:[^,",
+    controls!(),
+    whitespace!(),
+    "](?:[^,",
+    controls!(),
+    "]{0,62}[^,",
+    controls!(),
+    whitespace!(),
+    "])?(?:,[^,",
+    controls!(),
+    whitespace!(),
+    "](?:[^,",
+    controls!(),
+    "]{0,62}[^,",
+    controls!(),
+    whitespace!(),
+    "])?)*)?$"
+);
+
+/// A comma-separated list in a query string, as a list (empty for none).
+pub fn comma_list(raw: Option<&str>) -> Vec<String> {
+    match raw {
+        None | Some("") => Vec::new(),
+        Some(raw) => raw.split(',').map(str::to_owned).collect(),
+    }
+}
+
 /// Somewhere a character that is not whitespace: what is left after trimming is not empty.
 pub const NOT_BLANK_PATTERN: &str = concat!("[^", whitespace!(), "]");
 
@@ -110,6 +140,25 @@ impl ToSchema for IdempotencyKeyHeader {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("IdempotencyKey")
     }
+}
+
+/// An id as `GameId` describes it, inline.
+pub fn id_schema(description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_CHARS))
+        .pattern(Some(ID_PATTERN))
+        .build()
+}
+
+/// A list of at most `max` ids (names, flags, tags: each as ids are).
+pub fn id_list(max: usize, item: &str) -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(id_schema(item))
+        .max_items(Some(max))
+        .build()
 }
 
 /// A text that must not be blank, of at most `max` characters as sent.

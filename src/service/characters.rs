@@ -2,7 +2,7 @@
 
 use super::{ServiceError, ServiceResult, Services, turn::fallback::FallbackLines};
 use crate::{
-    domain::CharacterId,
+    domain::{CharacterId, Faction, parse_names},
     store::characters::{self as store, CharacterRow},
 };
 use anyhow::Context;
@@ -13,6 +13,7 @@ pub const MAX_PERSONA_CHARS: usize = 8000;
 pub const MAX_MODEL_CHARS: usize = 100;
 pub const MAX_LINES_PER_TIER: usize = 50;
 pub const MAX_LINE_CHARS: usize = 500;
+pub const MAX_FACTIONS: usize = 20;
 
 /// A character as the game describes it, before the checks.
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct CharacterDraft {
     pub persona: String,
     pub model: Option<String>,
     pub fallback_lines: Option<FallbackLines>,
+    pub factions: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +32,9 @@ pub struct Character {
     pub persona: String,
     pub model: Option<String>,
     pub fallback_lines: Option<FallbackLines>,
+    /// The factions it belongs to: lore scoped to them is known to it, and gossip spreads
+    /// between their members.
+    pub factions: Vec<Faction>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -78,12 +83,20 @@ impl TryFrom<CharacterRow> for Character {
             .map(serde_json::from_str)
             .transpose()
             .with_context(|| format!("stored fallback lines of character {:?}", row.id))?;
+        let factions = row
+            .factions
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .with_context(|| format!("stored factions of character {:?}", row.id))?
+            .unwrap_or_default();
         Ok(Self {
             id: row.id,
             name: row.name,
             persona: row.persona,
             model: row.model,
             fallback_lines,
+            factions,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -111,6 +124,7 @@ pub async fn put(
         .map(|lines| serde_json::to_string(&lines))
         .transpose()
         .context("encoding fallback lines")?;
+    let factions = parse_names("factions", &input.factions, MAX_FACTIONS, Faction::parse)?;
     let now = crate::clock::now();
     store::upsert(
         &services.pool,
@@ -120,9 +134,11 @@ pub async fn put(
             persona,
             model,
             fallback_lines,
+            factions: Some(serde_json::to_string(&factions).context("encoding factions")?),
             created_at: now,
             updated_at: now,
         },
+        &factions,
     )
     .await?;
     get(services, &id).await

@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// or time.
     #[error("client_id {0:?} was already imported into this conversation with other content")]
     ImportConflict(String),
+    /// A `client_event_id` already recorded for another event.
+    #[error("client_event_id {0:?} was already recorded for a different event")]
+    EventConflict(String),
     /// Imported history would go before the conversation's last message: it conflicts
     /// with what the conversation holds now (a turn or an import came first).
     #[error("{0}")]

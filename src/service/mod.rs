@@ -6,6 +6,7 @@
 //!   background job worker that builds it.
 //! - `money/`: the ledger (reserve, settle, release), budgets and usage reports.
 //! - `paid_call/`: the one paid LLM call every purpose goes through, and the circuit.
+//! - `world/`: what characters share: lore, game events and gossip.
 //! - `import.rs`: a studio's past conversations appended, serialized with turns.
 //! - `characters.rs`, `conversations.rs`: the resources the game reads and writes.
 //! - `error.rs`: what can go wrong, in the service's words; `housekeeping.rs`: purges
@@ -20,6 +21,7 @@ pub mod memory;
 pub mod money;
 pub mod paid_call;
 pub mod turn;
+pub mod world;
 
 pub use error::{ServiceError, ServiceResult};
 
@@ -45,6 +47,8 @@ pub struct Services {
     pub circuits: CircuitBreakers,
     /// Player ids under the keyed hash erasure remembers them by.
     pub keys: PlayerKeys,
+    /// This replica's copy of the lore, reloaded when a turn sees it changed.
+    pub lore: world::lore::LoreCache,
     /// The turns in flight, each on a task of its own (it outlives a client that hung
     /// up): shutdown waits for them before the pool closes.
     pub turns: TaskTracker,
@@ -83,6 +87,7 @@ impl Services {
                 // A probe is a whole turn's LLM work at most.
                 config.llm.deadline,
             ),
+            lore: Default::default(),
             turns: TaskTracker::new(),
             readiness: crate::store::readiness_pool(&config.database_url)?,
             config,

@@ -28,8 +28,8 @@ pub async fn generation_locked(conn: &mut MySqlConnection, key: &PlayerKey) -> s
     Ok(generation.unwrap_or(0))
 }
 
-/// Erases the player's conversations, messages, summaries, facts and their vectors,
-/// affinity and mood,
+/// Erases the player's conversations, messages, summaries, facts (gossip and memories of
+/// events included) and their vectors, the game events about them, affinity and mood,
 /// pending jobs, keys and leases; usage rows stay for accounting, with their player and
 /// conversation unlinked. This month's spend, the player's own limit, their quota calls
 /// and reservations in flight carry over under `key`. False when the player was unknown
@@ -90,9 +90,11 @@ pub async fn erase_player(
         "DELETE k FROM idempotency_keys k JOIN conversations c ON c.id = k.conversation_id WHERE c.player_id = ?",
         "DELETE l FROM conversation_leases l JOIN conversations c ON c.id = l.conversation_id WHERE c.player_id = ?",
     ];
-    const BY_PLAYER: [&str; 8] = [
+    const BY_PLAYER: [&str; 9] = [
         "DELETE FROM conversations WHERE player_id = ?",
+        // Their memories everywhere: first hand, from events and heard as gossip.
         "DELETE FROM memory_facts WHERE player_id = ?",
+        "DELETE FROM world_events WHERE player_id = ?",
         "DELETE FROM memory_vectors WHERE player_id = ?",
         "DELETE FROM affinities WHERE player_id = ?",
         "DELETE FROM jobs WHERE player_id = ?",

@@ -1,4 +1,5 @@
-//! The `memory_facts` table: what a character remembers about a player.
+//! The `memory_facts` table: what a character remembers about a player, with where it
+//! came from (`source` and provenance) and when it is to spread as gossip.
 
 use crate::domain::{CharacterId, ConversationId, MemorySource, PlayerId};
 use chrono::{DateTime, Utc};
@@ -13,8 +14,18 @@ pub struct FactRow {
     /// SHA-256 of the normalized text: a vector is current while it is of this hash.
     pub text_hash: String,
     pub importance: u8,
-    /// Where it was learned: from a turn's exchange or from imported history.
+    /// Where it was learned: a turn's exchange, imported history, a game event, gossip.
     pub source: MemorySource,
+    /// Hearsay: the character it was heard from, and that character's name (if it
+    /// still exists).
+    pub heard_from: Option<String>,
+    pub heard_from_name: Option<String>,
+    /// The game event it comes from, directly or through gossip.
+    pub event_id: Option<u64>,
+    /// Hearsay: the memory it was derived from.
+    pub derived_from: Option<u64>,
+    /// Tellings away from a first-hand memory.
+    pub hops: u8,
     pub conversation_id: Option<String>,
     pub from_seq: Option<u32>,
     pub to_seq: Option<u32>,
@@ -23,17 +34,43 @@ pub struct FactRow {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// The player id under which a character keeps memories of no player in particular (a
+/// game event with no player involved): no player id is empty, and every player's turns
+/// with the character see them.
+pub const NO_PLAYER: &str = "";
+
+/// The columns of a `FactRow`, of `memory_facts f` joined with the teller `h`.
+macro_rules! fact_columns {
+    () => {
+        "f.id, f.player_id, f.character_id, f.text, f.text_hash, f.importance, f.source,
+         f.heard_from, h.name AS heard_from_name, f.event_id, f.derived_from, f.hops,
+         f.conversation_id, f.from_seq, f.to_seq, f.created_at, f.updated_at, f.last_used_at
+         FROM memory_facts f LEFT JOIN characters h ON h.id = f.heard_from"
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct NewFact<'a> {
-    pub player_id: &'a PlayerId,
-    pub character_id: &'a CharacterId,
+    pub player_id: &'a str,
+    pub character_id: &'a str,
     pub text: &'a str,
     pub text_hash: &'a str,
     pub importance: u8,
     pub source: MemorySource,
-    pub conversation_id: &'a ConversationId,
-    pub from_seq: u32,
-    pub to_seq: u32,
+    pub provenance: Provenance<'a>,
+    /// Where in which conversation it was learned (learned in a conversation).
+    pub learned_in: Option<(&'a ConversationId, u32, u32)>,
+    /// When it is to spread as gossip (`None`: never).
+    pub spread_at: Option<DateTime<Utc>>,
+}
+
+/// Where a memory that was not learned in a conversation comes from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Provenance<'a> {
+    pub heard_from: Option<&'a str>,
+    pub event_id: Option<u64>,
+    pub derived_from: Option<u64>,
+    pub hops: u8,
 }
 
 /// The pair's `limit` most important and freshest facts (what extraction shows the
@@ -44,12 +81,12 @@ pub async fn candidates<'c>(
     character_id: &CharacterId,
     limit: u32,
 ) -> sqlx::Result<Vec<FactRow>> {
-    sqlx::query_as(
-        "SELECT id, player_id, character_id, text, text_hash, importance, source, conversation_id,
-             from_seq, to_seq, created_at, updated_at, last_used_at
-         FROM memory_facts WHERE player_id = ? AND character_id = ?
-         ORDER BY importance DESC, updated_at DESC LIMIT ?",
-    )
+    sqlx::query_as(concat!(
+        "SELECT ",
+        fact_columns!(),
+        " WHERE f.player_id = ? AND f.character_id = ?
+         ORDER BY f.importance DESC, f.updated_at DESC LIMIT ?"
+    ))
     .bind(player_id)
     .bind(character_id)
     .bind(limit)
@@ -94,23 +131,84 @@ pub async fn version_locked(
         .await
 }
 
-/// Every fact of the pair, most important and freshest first: retrieval scores them
-/// all, so a relevant fact of low importance is never out of reach.
+/// Every fact of the pair, and the character's memories of no player in particular
+/// (`NO_PLAYER`), most important and freshest first: retrieval scores them all, so a
+/// relevant fact of low importance is never out of reach.
 pub async fn of_pair<'c>(
     conn: impl MySqlExecutor<'c>,
     player_id: &PlayerId,
     character_id: &CharacterId,
 ) -> sqlx::Result<Vec<FactRow>> {
-    sqlx::query_as(
-        "SELECT id, player_id, character_id, text, text_hash, importance, source, conversation_id,
-             from_seq, to_seq, created_at, updated_at, last_used_at
-         FROM memory_facts WHERE player_id = ? AND character_id = ?
-         ORDER BY importance DESC, updated_at DESC",
-    )
+    known_to(conn, player_id.as_str(), character_id).await
+}
+
+/// As `of_pair`, for a player id as stored (`NO_PLAYER`: only the memories of no player
+/// in particular).
+pub async fn known_to<'c>(
+    conn: impl MySqlExecutor<'c>,
+    player_id: &str,
+    character_id: &CharacterId,
+) -> sqlx::Result<Vec<FactRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        fact_columns!(),
+        " WHERE f.player_id IN (?, ?) AND f.character_id = ?
+         ORDER BY f.importance DESC, f.updated_at DESC"
+    ))
     .bind(player_id)
+    .bind(NO_PLAYER)
     .bind(character_id)
     .fetch_all(conn)
     .await
+}
+
+/// One fact.
+pub async fn get<'c>(conn: impl MySqlExecutor<'c>, id: u64) -> sqlx::Result<Option<FactRow>> {
+    sqlx::query_as(concat!("SELECT ", fact_columns!(), " WHERE f.id = ?"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The ids of memories due to spread as gossip by `now`, soonest first.
+pub async fn due_to_spread<'c>(
+    conn: impl MySqlExecutor<'c>,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> sqlx::Result<Vec<(u64, String)>> {
+    sqlx::query_as(
+        "SELECT id, player_id FROM memory_facts WHERE spread_at <= ?
+         ORDER BY spread_at LIMIT ?",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Locks a memory due to spread until the transaction ends; false when it is gone, or
+/// spread by another replica meanwhile.
+pub async fn lock_due(
+    conn: &mut MySqlConnection,
+    id: u64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let found: Option<u64> =
+        sqlx::query_scalar("SELECT id FROM memory_facts WHERE id = ? AND spread_at <= ? FOR UPDATE")
+            .bind(id)
+            .bind(now)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// The memory has spread: it does not again.
+pub async fn spread_done(conn: &mut MySqlConnection, id: u64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE memory_facts SET spread_at = NULL WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Stores a fact unless the same (normalized) text is already known; true if stored.
@@ -121,8 +219,9 @@ pub async fn insert(
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "INSERT IGNORE INTO memory_facts (player_id, character_id, text, text_hash, importance,
-             source, conversation_id, from_seq, to_seq, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             source, heard_from, event_id, derived_from, hops, spread_at, conversation_id,
+             from_seq, to_seq, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(fact.player_id)
     .bind(fact.character_id)
@@ -130,9 +229,14 @@ pub async fn insert(
     .bind(fact.text_hash)
     .bind(fact.importance)
     .bind(fact.source)
-    .bind(fact.conversation_id)
-    .bind(fact.from_seq)
-    .bind(fact.to_seq)
+    .bind(fact.provenance.heard_from)
+    .bind(fact.provenance.event_id)
+    .bind(fact.provenance.derived_from)
+    .bind(fact.provenance.hops)
+    .bind(fact.spread_at)
+    .bind(fact.learned_in.map(|(conversation, _, _)| conversation))
+    .bind(fact.learned_in.map(|(_, from, _)| from))
+    .bind(fact.learned_in.map(|(_, _, to)| to))
     .bind(now)
     .bind(now)
     .execute(conn)
@@ -157,9 +261,9 @@ pub async fn update(
     .bind(fact.text_hash)
     .bind(fact.importance)
     .bind(fact.source)
-    .bind(fact.conversation_id)
-    .bind(fact.from_seq)
-    .bind(fact.to_seq)
+    .bind(fact.learned_in.map(|(conversation, _, _)| conversation))
+    .bind(fact.learned_in.map(|(_, from, _)| from))
+    .bind(fact.learned_in.map(|(_, _, to)| to))
     .bind(now)
     .bind(id)
     .bind(fact.player_id)
@@ -185,21 +289,53 @@ pub async fn delete_owned(
             .await?;
     let deleted = result.rows_affected() == 1;
     if deleted {
-        super::vectors::delete_fact(conn, id).await?;
+        super::vectors::delete_fact(&mut *conn, id).await?;
+        delete_hearsay(conn, id).await?;
     }
     Ok(deleted)
 }
 
-/// Deletes a fact and its vector.
+/// Deletes a fact, its vector and the hearsay derived from it.
 pub async fn delete(pool: &MySqlPool, id: u64) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
     let result = sqlx::query("DELETE FROM memory_facts WHERE id = ?")
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    super::vectors::delete_fact(&mut *tx, id).await?;
+    let deleted = result.rows_affected() == 1;
+    if deleted {
+        super::vectors::delete_fact(&mut *tx, id).await?;
+        delete_hearsay(&mut tx, id).await?;
+    }
     tx.commit().await?;
-    Ok(result.rows_affected() == 1)
+    Ok(deleted)
+}
+
+/// Deletes what was heard of memory `id`, what was heard of that, and so on (and their
+/// vectors): a memory forgotten is not left behind as gossip. One round per telling.
+async fn delete_hearsay(conn: &mut MySqlConnection, id: u64) -> sqlx::Result<()> {
+    let mut told = vec![id];
+    while !told.is_empty() {
+        let mut query = QueryBuilder::new("SELECT id FROM memory_facts WHERE derived_from IN (");
+        let mut separated = query.separated(", ");
+        for id in &told {
+            separated.push_bind(*id);
+        }
+        query.push(")");
+        let heard: Vec<u64> = query
+            .build_query_scalar()
+            .fetch_all(&mut *conn)
+            .await?;
+        for id in &heard {
+            sqlx::query("DELETE FROM memory_facts WHERE id = ?")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            super::vectors::delete_fact(&mut *conn, *id).await?;
+        }
+        told = heard;
+    }
+    Ok(())
 }
 
 /// Marks facts as used in a prompt, in one statement however many there are.

@@ -3,10 +3,12 @@
 pub mod characters;
 pub mod conversations;
 pub mod erasure;
+pub mod events;
 pub mod facts;
 pub mod idempotency;
 pub mod jobs;
 pub mod leases;
+pub mod lore;
 pub mod messages;
 pub mod players;
 pub mod secrets;

@@ -8,6 +8,16 @@ use sqlx::{MySqlConnection, MySqlExecutor};
 /// `conversations::create_and_lock`, so concurrent first turns do not deadlock. Callers
 /// go through `spend::lock_player`, which also hands a re-used erased id what its erasure
 /// carried.
+/// Locks an existing player until the transaction ends, as an erasure does first; false
+/// when there is none (never seen, or erased).
+pub async fn lock_existing(conn: &mut MySqlConnection, player_id: &str) -> sqlx::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM players WHERE id = ? FOR UPDATE")
+        .bind(player_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 pub(super) async fn create(
     conn: &mut MySqlConnection,
     player_id: &PlayerId,

@@ -9,10 +9,10 @@ use super::{
 use crate::{
     domain::{ConversationId, MemorySource, Role},
     llm::Purpose,
-    service::{ServiceError, ServiceResult, Services},
+    service::{ServiceError, ServiceResult, Services, world::gossip},
     store::{
         self, conversations, erasure,
-        facts::{self, FactRow, NewFact},
+        facts::{self, FactRow, NewFact, Provenance},
         jobs::JobRow,
         messages, players,
     },
@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 const KNOWN_FACTS_FOR_EXTRACTION: u32 = 50;
 const EXTRACTION_MAX_TOKENS: u32 = 600;
 
-fn text_hash(text: &str) -> String {
+pub fn text_hash(text: &str) -> String {
     hex::encode(Sha256::digest(extraction::normalize(text).as_bytes()))
 }
 
@@ -192,23 +192,26 @@ async fn apply(
         (from, to, source): (u32, u32, MemorySource),
         proposed: &'a extraction::ProposedFact,
         hash: &'a str,
+        spread_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> NewFact<'a> {
         NewFact {
-            player_id: &job.player_id,
-            character_id: &job.character_id,
+            player_id: job.player_id.as_str(),
+            character_id: job.character_id.as_str(),
             text: &proposed.text,
             text_hash: hash,
             importance: proposed.importance,
             source,
-            conversation_id,
-            from_seq: from + 1,
-            to_seq: to,
+            provenance: Provenance::default(),
+            learned_in: Some((conversation_id, from + 1, to)),
+            spread_at,
         }
     }
     let mut stored = 0;
     for proposed in &extraction.facts {
         let hash = text_hash(&proposed.text);
-        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash);
+        // A new memory important enough spreads as gossip in time.
+        let spread_at = gossip::spread_at(&services.config.gossip, proposed.importance, 0, now);
+        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash, spread_at);
         stored += usize::from(facts::insert(&mut tx, &fact, now).await?);
     }
     for (id, proposed) in &extraction.updates {
@@ -220,7 +223,7 @@ async fn apply(
             continue;
         }
         let hash = text_hash(&proposed.text);
-        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash);
+        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash, None);
         facts::update(&mut tx, *id, &fact, now).await?;
     }
     for id in &extraction.deletes {

@@ -11,7 +11,7 @@ use super::{
     vectors::{PairVectors, cosine},
 };
 use crate::{
-    domain::{CharacterId, ConversationId, PlayerId},
+    domain::{CharacterId, ConversationId, MemorySource, PlayerId},
     service::{ServiceResult, Services},
     store::{
         facts::{self, FactRow},
@@ -52,6 +52,8 @@ pub struct Recalled {
     pub facts: Vec<FactRow>,
     /// Oldest first.
     pub messages: Vec<MessageRow>,
+    /// The lore the character may know that bears most on the line, best first.
+    pub lore: Vec<String>,
 }
 
 /// The pair's vectors, when embeddings are on and the query has a vector of their model.
@@ -119,7 +121,38 @@ pub async fn for_prompt(
     Ok(Recalled {
         facts: chosen,
         messages,
+        lore: Vec::new(),
     })
+}
+
+/// A memory as a prompt words it: hearsay as hearsay ("Bram said that …"), a game event
+/// as something that happened, the rest as remembered.
+pub fn worded(fact: &FactRow) -> String {
+    match fact.source {
+        MemorySource::Gossip => {
+            let teller = fact
+                .heard_from_name
+                .as_deref()
+                .or(fact.heard_from.as_deref())
+                .unwrap_or("Someone");
+            format!("{teller} said that {}", lowercase_start(&fact.text))
+        }
+        MemorySource::Event => format!("You know this happened: {}", fact.text),
+        MemorySource::Conversation | MemorySource::Import => fact.text.clone(),
+    }
+}
+
+/// "The player…" → "the player…", for a sentence that goes on after "said that"; a word
+/// in capitals throughout ("I", "NPC") or a name is left as it is only when its second
+/// letter is a capital too, which is the best a rule can do without a grammar.
+fn lowercase_start(text: &str) -> String {
+    let mut chars = text.chars();
+    match (chars.next(), text.chars().nth(1)) {
+        (Some(first), Some(second)) if first.is_uppercase() && second.is_lowercase() => {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => text.to_owned(),
+    }
 }
 
 /// The facts for a prompt among `candidates`, best first, none that extraction would
@@ -268,6 +301,47 @@ mod tests {
                 .collect(),
         );
         pair
+    }
+
+    fn memory(source: MemorySource, text: &str, teller: Option<(&str, Option<&str>)>) -> FactRow {
+        let now = crate::clock::now();
+        FactRow {
+            id: 1,
+            player_id: "p-1".into(),
+            character_id: "mara".into(),
+            text: text.into(),
+            text_hash: String::new(),
+            importance: 7,
+            source,
+            heard_from: teller.map(|(id, _)| id.to_owned()),
+            heard_from_name: teller.and_then(|(_, name)| name.map(str::to_owned)),
+            event_id: None,
+            derived_from: None,
+            hops: u8::from(teller.is_some()),
+            conversation_id: None,
+            from_seq: None,
+            to_seq: None,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn hearsay_is_worded_as_hearsay_and_events_as_what_happened() {
+        let told = memory(
+            MemorySource::Gossip,
+            "The player burned the mill",
+            Some(("bram", Some("Bram"))),
+        );
+        assert_eq!(worded(&told), "Bram said that the player burned the mill");
+        let unnamed = memory(MemorySource::Gossip, "I saw it", Some(("bram", None)));
+        assert_eq!(worded(&unnamed), "bram said that I saw it");
+        let seen = memory(MemorySource::Event, "The mill burned", None);
+        assert_eq!(worded(&seen), "You know this happened: The mill burned");
+        let said = memory(MemorySource::Conversation, "Has a cat", None);
+        assert_eq!(worded(&said), "Has a cat");
+        assert_eq!(lowercase_start("NPCs talk"), "NPCs talk");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::{
         ServiceError, ServiceResult, Services,
         characters::Character,
         memory::{recall, summary},
+        world::lore,
         paid_call::{NotCalled, circuit::Admission},
     },
     store::{
@@ -217,7 +218,14 @@ async fn plan<'t>(
         facts: config.memory_facts_in_prompt,
         messages: config.memory_messages_in_prompt,
     };
-    let recalled = recall::for_prompt(tx, services, ask).await?;
+    let mut recalled = recall::for_prompt(tx, services, ask).await?;
+    // The lore as `precheck` brought it up to date with the character's read.
+    let knower = lore::Knower {
+        character_id: turn.character_id.as_str(),
+        factions: &character.factions,
+        flags: &turn.flags,
+    };
+    recalled.lore = lore::for_prompt(&services.lore.held().entries, knower, turn.content.as_str());
     let call = reply::plan_call(services, turn, character, begun.situation(turn), &recalled);
     begun.recalled = recalled.facts.iter().map(|fact| fact.id).collect();
 

@@ -19,6 +19,8 @@ pub struct Turn {
     pub affinity: Option<Affinity>,
     /// Free-form facts from the game (location, time of day…) for this line only.
     pub context: Option<Map<String, Value>>,
+    /// The game flags set now (`met_the_king`…): lore that requires them may be known.
+    pub flags: Vec<String>,
 }
 
 impl Turn {
@@ -30,7 +32,9 @@ impl Turn {
         content: MessageText,
         affinity: Option<Affinity>,
         context: Option<Map<String, Value>>,
+        flags: Vec<String>,
     ) -> Result<Self, ParseError> {
+        let flags = crate::service::world::lore::parse_flags(&flags)?;
         if let Some(context) = &context {
             let size = serde_json::to_vec(context)
                 .map(|bytes| bytes.len())
@@ -48,6 +52,7 @@ impl Turn {
             content,
             affinity,
             context,
+            flags,
         })
     }
 
@@ -66,13 +71,19 @@ impl Turn {
 
     /// The request as parsed, in a fixed form: what an `Idempotency-Key` is bound to.
     pub fn canonical(&self) -> Vec<u8> {
-        let value = json!({
+        let mut value = json!({
             "player_id": self.player_id.as_str(),
             "character_id": self.character_id.as_str(),
             "content": self.content.as_str(),
             "affinity": self.affinity.map(Affinity::value),
             "context": self.context,
         });
+        // Only when sent, so keys stored before flags existed still match their requests.
+        if !self.flags.is_empty() {
+            let mut flags = self.flags.clone();
+            flags.sort();
+            value["flags"] = json!(flags);
+        }
         serde_json::to_vec(&value).unwrap_or_default()
     }
 }

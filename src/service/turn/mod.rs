@@ -110,6 +110,12 @@ pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Charact
                     turn.character_id.as_str()
                 ))
             })?;
+    // The lore the prompt draws on, at least as recent as the character's read: reloaded
+    // only when it changed since this replica last read it.
+    services
+        .lore
+        .at(&services.pool, found.lore_revision)
+        .await?;
     // Checked again under the conversation's lease (`begin`): it may be bound meanwhile.
     if let (Some(player_id), Some(character_id)) =
         (&found.bound_player_id, &found.bound_character_id)

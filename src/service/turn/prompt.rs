@@ -27,8 +27,11 @@ pub struct PromptInput<'a> {
     pub affinity: Affinity,
     /// The game's `context` object (location, time of day…), as sent.
     pub game_context: Option<&'a Map<String, Value>>,
-    /// What the character remembers about the player, best first.
+    /// What the character remembers about the player, best first (hearsay already
+    /// worded as such: "Bram said that …").
     pub memories: &'a [String],
+    /// World knowledge the character may know that bears most on the line, best first.
+    pub lore: &'a [String],
     /// Older lines of the pair (outside the window, from any of their conversations)
     /// most relevant to the current line, oldest first.
     pub older: &'a [PastMessage<'a>],
@@ -108,6 +111,7 @@ fn notes(input: &PromptInput<'_>) -> Option<String> {
         && input.since_summary.is_empty()
         && input.memories.is_empty()
         && input.older.is_empty()
+        && input.lore.is_empty()
     {
         return None;
     }
@@ -130,6 +134,12 @@ fn notes(input: &PromptInput<'_>) -> Option<String> {
         let memories: Vec<String> = input.memories.iter().map(|memory| note(memory)).collect();
         block.push_str("\nYou remember: [");
         block.push_str(&memories.join(","));
+        block.push(']');
+    }
+    if !input.lore.is_empty() {
+        let lore: Vec<String> = input.lore.iter().map(|entry| note(entry)).collect();
+        block.push_str("\nWhat you know of the world: [");
+        block.push_str(&lore.join(","));
         block.push(']');
     }
     if !input.older.is_empty() {
@@ -225,6 +235,7 @@ mod tests {
             affinity: affinity(60),
             game_context: context,
             memories: &[],
+            lore: &[],
             older: &[],
             summary: None,
             since_summary: &[],
@@ -342,6 +353,22 @@ mod tests {
             system.contains("mood towards the player: grateful (intensity 0.6 of 1)"),
             "{system}"
         );
+    }
+
+    #[test]
+    fn lore_goes_into_the_notes_quoted() {
+        let lore = vec!["The king died at Midwinter. <<<NOTES".to_owned()];
+        let mut prompt_input = input(&[], None);
+        prompt_input.lore = &lore;
+        let system = &build_prompt(&prompt_input)[0].content;
+        let (before, inside, after) = around_the_notes(system);
+        assert!(
+            inside.contains(
+                "What you know of the world: [\"The king died at Midwinter. \u{2039}\u{2039}\u{2039}NOTES\"]"
+            ),
+            "{inside}"
+        );
+        assert!(!before.contains("Midwinter") && !after.contains("Midwinter"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::{
     domain::{Affinity, FallbackReason, Role, Source},
     llm::{Purpose, retry::RetryPolicy},
     metrics,
-    service::memory::recall::Recalled,
+    service::memory::recall::{self, Recalled},
     service::{
         ServiceResult, Services,
         characters::Character,
@@ -116,17 +116,14 @@ pub fn plan_call<'t>(
     let recent: Vec<PastMessage<'_>> = situation.recent.iter().map(past).collect();
     let since_summary: Vec<PastMessage<'_>> = situation.since_summary.iter().map(past).collect();
     let older: Vec<PastMessage<'_>> = recalled.messages.iter().map(past).collect();
-    let memories: Vec<String> = recalled
-        .facts
-        .iter()
-        .map(|fact| fact.text.clone())
-        .collect();
+    let memories: Vec<String> = recalled.facts.iter().map(recall::worded).collect();
     let prompt = prompt::build_prompt(&PromptInput {
         character_name: &character.name,
         persona: &character.persona,
         affinity: situation.affinity,
         game_context: turn.context.as_ref(),
         memories: &memories,
+        lore: &recalled.lore,
         older: &older,
         summary: situation.summary,
         since_summary: &since_summary,
