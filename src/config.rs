@@ -417,7 +417,13 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
     }
 
     /// A whole number from `min` to `max`.
-    fn within(&self, name: &'static str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+    fn within(
+        &self,
+        name: &'static str,
+        default: u32,
+        min: u32,
+        max: u32,
+    ) -> Result<u32, ConfigError> {
         let value: u32 = self.parse(name, &default.to_string())?;
         if !(min..=max).contains(&value) {
             return Err(ConfigError {

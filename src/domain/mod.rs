@@ -10,8 +10,8 @@ mod text;
 
 pub use affinity::{Affinity, AffinityTier};
 pub use ids::{
-    CharacterId, ClientEventId, ClientMessageId, ConversationId, Faction, Flag, LoreId, MAX_ID_CHARS,
-    PlayerId, ScopeId, Tag, parse_names,
+    CharacterId, ClientEventId, ClientMessageId, ConversationId, Faction, Flag, LoreId,
+    MAX_ID_CHARS, PlayerId, ScopeId, Tag, parse_names,
 };
 pub use message::{FallbackReason, MemorySource, Role, Source};
 pub use money::{MONEY_SCALE, Usd};

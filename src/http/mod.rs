@@ -104,7 +104,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(memory::list_memory))
         .routes(routes!(memory::search_memory))
         .routes(routes!(memory::delete_fact))
-        .routes(routes!(world::put_lore, world::get_lore, world::delete_lore))
+        .routes(routes!(
+            world::put_lore,
+            world::get_lore,
+            world::delete_lore
+        ))
         .routes(routes!(world::list_lore))
         .routes(routes!(world::post_event, world::list_events))
         .routes(routes!(world::character_knowledge))

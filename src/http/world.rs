@@ -11,7 +11,9 @@ use super::{
 use crate::{
     domain::{CharacterId, LoreId, PlayerId, ScopeId},
     service::world::{
-        events::{self, Event, EventDraft, MAX_EVENT_CHARS, MAX_EVENT_FACTIONS, MAX_WITNESSES, Recorded},
+        events::{
+            self, Event, EventDraft, MAX_EVENT_CHARS, MAX_EVENT_FACTIONS, MAX_WITNESSES, Recorded,
+        },
         knowledge,
         lore::{self, LoreDraft, LoreEntry, MAX_LORE_CHARS, MAX_REQUIRED_FLAGS, MAX_TAGS, Scope},
     },
@@ -354,7 +356,11 @@ pub async fn list_events(
     State(state): State<AppState>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    let player_id = query.player_id.as_deref().map(PlayerId::parse).transpose()?;
+    let player_id = query
+        .player_id
+        .as_deref()
+        .map(PlayerId::parse)
+        .transpose()?;
     let limit = super::conversations::page_size(query.limit, 20, 100)?;
     let events = events::list(&state, player_id.as_ref(), query.before_id, limit).await?;
     let next_before_id = (events.len() == limit as usize)
@@ -423,7 +429,11 @@ pub async fn character_knowledge(
     Query(query): Query<KnowledgeQuery>,
 ) -> Result<Json<Knowledge>, ApiError> {
     let character_id = CharacterId::parse(&character_id)?;
-    let player_id = query.player_id.as_deref().map(PlayerId::parse).transpose()?;
+    let player_id = query
+        .player_id
+        .as_deref()
+        .map(PlayerId::parse)
+        .transpose()?;
     let flags = lore::parse_flags(&wire::comma_list(query.flags.as_deref()))?;
     let known = knowledge::of(&state, &character_id, player_id.as_ref(), &flags).await?;
     Ok(Json(Knowledge {

@@ -20,7 +20,11 @@ pub struct CharacterRow {
 
 /// Creates or replaces a character and its faction memberships; `created_at` survives a
 /// replace.
-pub async fn upsert(pool: &MySqlPool, row: &CharacterRow, factions: &[Faction]) -> sqlx::Result<()> {
+pub async fn upsert(
+    pool: &MySqlPool,
+    row: &CharacterRow,
+    factions: &[Faction],
+) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO characters (id, name, persona, model, fallback_lines, factions, created_at,
@@ -63,8 +67,9 @@ pub async fn members_of<'c>(
     if factions.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query =
-        QueryBuilder::new("SELECT DISTINCT character_id FROM character_factions WHERE faction IN (");
+    let mut query = QueryBuilder::new(
+        "SELECT DISTINCT character_id FROM character_factions WHERE faction IN (",
+    );
     let mut separated = query.separated(", ");
     for faction in factions {
         separated.push_bind(*faction);
@@ -129,7 +134,7 @@ pub struct CharacterForTurn {
     pub bound_player_id: Option<String>,
     pub bound_character_id: Option<String>,
     /// Bumped by every change to the lore (`store::lore`); 0 while there never was any.
-    pub lore_revision: u64,
+    pub lore_revision: Option<u64>,
 }
 
 pub async fn get_for_turn(
@@ -141,7 +146,7 @@ pub async fn get_for_turn(
         "SELECT ch.id, ch.name, ch.persona, ch.model, ch.fallback_lines, ch.factions,
              ch.created_at, ch.updated_at, co.player_id AS bound_player_id,
              co.character_id AS bound_character_id,
-             COALESCE((SELECT revision FROM lore_revision WHERE id = 1), 0) AS lore_revision
+             (SELECT revision FROM lore_revision WHERE id = 1) AS lore_revision
          FROM characters ch LEFT JOIN conversations co ON co.id = ?
          WHERE ch.id = ?",
     )

@@ -66,8 +66,11 @@ pub async fn newest<'c>(
     before_id: Option<u64>,
     limit: u32,
 ) -> sqlx::Result<Vec<EventRow>> {
-    sqlx::query_as(concat!(event_columns!(), " WHERE (? IS NULL OR player_id = ?) AND (? IS NULL OR id < ?)
-         ORDER BY id DESC LIMIT ?"))
+    sqlx::query_as(concat!(
+        event_columns!(),
+        " WHERE (? IS NULL OR player_id = ?) AND (? IS NULL OR id < ?)
+         ORDER BY id DESC LIMIT ?"
+    ))
     .bind(player_id)
     .bind(player_id)
     .bind(before_id)

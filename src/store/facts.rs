@@ -193,12 +193,13 @@ pub async fn lock_due(
     id: u64,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    let found: Option<u64> =
-        sqlx::query_scalar("SELECT id FROM memory_facts WHERE id = ? AND spread_at <= ? FOR UPDATE")
-            .bind(id)
-            .bind(now)
-            .fetch_optional(conn)
-            .await?;
+    let found: Option<u64> = sqlx::query_scalar(
+        "SELECT id FROM memory_facts WHERE id = ? AND spread_at <= ? FOR UPDATE",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
     Ok(found.is_some())
 }
 
@@ -322,10 +323,7 @@ async fn delete_hearsay(conn: &mut MySqlConnection, id: u64) -> sqlx::Result<()>
             separated.push_bind(*id);
         }
         query.push(")");
-        let heard: Vec<u64> = query
-            .build_query_scalar()
-            .fetch_all(&mut *conn)
-            .await?;
+        let heard: Vec<u64> = query.build_query_scalar().fetch_all(&mut *conn).await?;
         for id in &heard {
             sqlx::query("DELETE FROM memory_facts WHERE id = ?")
                 .bind(id)

@@ -105,7 +105,10 @@ pub async fn of_scope<'c>(
     scope: Option<&str>,
     scope_id: Option<&str>,
 ) -> sqlx::Result<Vec<LoreRow>> {
-    sqlx::query_as(concat!(lore_columns!(), " WHERE (? IS NULL OR scope = ?) AND (? IS NULL OR scope_id = ?) ORDER BY id"))
+    sqlx::query_as(concat!(
+        lore_columns!(),
+        " WHERE (? IS NULL OR scope = ?) AND (? IS NULL OR scope_id = ?) ORDER BY id"
+    ))
     .bind(scope)
     .bind(scope)
     .bind(scope_id)

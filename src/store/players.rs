@@ -11,10 +11,11 @@ use sqlx::{MySqlConnection, MySqlExecutor};
 /// Locks an existing player until the transaction ends, as an erasure does first; false
 /// when there is none (never seen, or erased).
 pub async fn lock_existing(conn: &mut MySqlConnection, player_id: &str) -> sqlx::Result<bool> {
-    let found: Option<String> = sqlx::query_scalar("SELECT id FROM players WHERE id = ? FOR UPDATE")
-        .bind(player_id)
-        .fetch_optional(conn)
-        .await?;
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT id FROM players WHERE id = ? FOR UPDATE")
+            .bind(player_id)
+            .fetch_optional(conn)
+            .await?;
     Ok(found.is_some())
 }
 

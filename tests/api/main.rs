@@ -43,3 +43,4 @@ mod studio;
 mod transactions;
 mod turns;
 mod usage;
+mod world;

@@ -64,4 +64,28 @@ async fn a_plain_turn_is_two_writing_transactions_and_at_most_26_statements() {
     assert!(writes <= 13.0, "{writes} writes per turn");
     let statements = per_turn("Questions");
     assert!(statements <= 26.0, "{statements} statements per turn");
+
+    // Lore costs a turn no statement once this replica has read it: the revision comes
+    // with the character, and the lore is read again only when it moved.
+    let response = app
+        .request(reqwest::Method::PUT, "/lore/midwinter")
+        .json(&serde_json::json!({"text": "The king died at Midwinter.", "scope": "world"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    app.say("c-1", "p-1", "mara", "any news of the king?").await;
+    let before = counters(&mut connection).await;
+    for line in 0..TURNS {
+        app.say("c-1", "p-1", "mara", &format!("the king, {line}"))
+            .await;
+    }
+    let after = counters(&mut connection).await;
+    let with_lore = (after["Questions"] - before["Questions"]) / TURNS as f64;
+    assert!(
+        with_lore <= statements,
+        "{with_lore} statements per turn with lore, {statements} without"
+    );
+    let prompt = &app.provider.last_request().messages()[0].1;
+    assert!(prompt.contains("The king died at Midwinter."), "{prompt}");
 }

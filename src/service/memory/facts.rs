@@ -211,7 +211,14 @@ async fn apply(
         let hash = text_hash(&proposed.text);
         // A new memory important enough spreads as gossip in time.
         let spread_at = gossip::spread_at(&services.config.gossip, proposed.importance, 0, now);
-        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash, spread_at);
+        let fact = learned(
+            job,
+            conversation_id,
+            (from, to, source),
+            proposed,
+            &hash,
+            spread_at,
+        );
         stored += usize::from(facts::insert(&mut tx, &fact, now).await?);
     }
     for (id, proposed) in &extraction.updates {
@@ -223,7 +230,14 @@ async fn apply(
             continue;
         }
         let hash = text_hash(&proposed.text);
-        let fact = learned(job, conversation_id, (from, to, source), proposed, &hash, None);
+        let fact = learned(
+            job,
+            conversation_id,
+            (from, to, source),
+            proposed,
+            &hash,
+            None,
+        );
         facts::update(&mut tx, *id, &fact, now).await?;
     }
     for id in &extraction.deletes {

@@ -18,8 +18,8 @@ use crate::{
         ServiceError, ServiceResult, Services,
         characters::Character,
         memory::{recall, summary},
-        world::lore,
         paid_call::{NotCalled, circuit::Admission},
+        world::lore,
     },
     store::{
         LockConflict,

@@ -114,7 +114,7 @@ pub async fn precheck(services: &Services, turn: &Turn) -> ServiceResult<Charact
     // only when it changed since this replica last read it.
     services
         .lore
-        .at(&services.pool, found.lore_revision)
+        .at(&services.pool, found.lore_revision.unwrap_or_default())
         .await?;
     // Checked again under the conversation's lease (`begin`): it may be bound meanwhile.
     if let (Some(player_id), Some(character_id)) =

@@ -145,7 +145,11 @@ fn parse(draft: EventDraft) -> ServiceResult<Parsed> {
         client_event_id,
         text: text.to_owned(),
         importance: draft.importance as u8,
-        player_id: draft.player_id.as_deref().map(PlayerId::parse).transpose()?,
+        player_id: draft
+            .player_id
+            .as_deref()
+            .map(PlayerId::parse)
+            .transpose()?,
         witnesses,
         factions,
     })
@@ -242,11 +246,7 @@ async fn try_record(services: &Services, parsed: &Parsed, hash: &str) -> Service
         facts::insert(&mut tx, &memory, now).await?;
     }
     tx.commit().await.context("committing an event")?;
-    tracing::info!(
-        event_id,
-        known_by = known_by.len(),
-        "game event recorded"
-    );
+    tracing::info!(event_id, known_by = known_by.len(), "game event recorded");
     Ok(Recorded::New(Event {
         id: event_id,
         ..Event::try_from(row)?

@@ -38,8 +38,10 @@ pub fn spread_at(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let delay = chrono::Duration::from_std(gossip.delay).unwrap_or(chrono::Duration::MAX);
-    (hops < gossip.max_hops && importance >= gossip.min_importance)
-        .then(|| now.checked_add_signed(delay).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    (hops < gossip.max_hops && importance >= gossip.min_importance).then(|| {
+        now.checked_add_signed(delay)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    })
 }
 
 /// The importance of what is heard from a memory of `importance`: floored, at least 1.

@@ -277,7 +277,10 @@ pub struct LoreCache {
 impl LoreCache {
     /// The copy held now.
     pub fn held(&self) -> Arc<LoreSnapshot> {
-        self.held.read().map(|held| held.clone()).unwrap_or_default()
+        self.held
+            .read()
+            .map(|held| held.clone())
+            .unwrap_or_default()
     }
 
     /// The lore as of `revision` (what a turn read with its character) or later: the copy
@@ -344,7 +347,10 @@ pub fn known<'e>(entries: &'e [LoreEntry], knower: Knower<'_>, line: &str) -> Ve
 pub fn for_prompt(entries: &[LoreEntry], knower: Knower<'_>, line: &str) -> Vec<String> {
     let mut left = LORE_PROMPT_CHARS;
     let mut chosen = Vec::new();
-    for entry in known(entries, knower, line).into_iter().take(LORE_IN_PROMPT) {
+    for entry in known(entries, knower, line)
+        .into_iter()
+        .take(LORE_IN_PROMPT)
+    {
         let length = entry.text.chars().count();
         if chosen.is_empty() && length > left {
             chosen.push(entry.text.chars().take(left).collect::<String>() + "…");
