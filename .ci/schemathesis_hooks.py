@@ -192,6 +192,41 @@ def _fit_import(body: object) -> None:
         message["created_at"] = moment.isoformat().replace("+00:00", "Z")
 
 
+# POST /events: someone must know of an event (witnesses or factions, not both empty), and
+# a client_event_id names one event (another under it is a conflict, 409). PUT /lore: a
+# `world` entry has no scope_id, the others need one (`service::world`).
+
+_event_ids = itertools.count()
+
+
+def _fit_event(body: object) -> None:
+    if not isinstance(body, dict):
+        return
+    client_event_id = body.get("client_event_id")
+    if isinstance(client_event_id, str) and client_event_id:
+        body["client_event_id"] = f"{client_event_id[:40]}~{next(_event_ids)}"
+    witnesses, factions = body.get("witnesses", []), body.get("factions", [])
+    if witnesses == [] and factions == []:
+        body["factions"] = ["schemathesis"]
+
+
+def _fit_lore(body: object) -> None:
+    if not isinstance(body, dict):
+        return
+    if body.get("scope") == "world":
+        body["scope_id"] = None
+    elif body.get("scope_id") is None:
+        body["scope_id"] = "schemathesis"
+
+
+def _positive_or_stateful(case) -> bool:
+    """Stateful scenarios carry no generation mode, yet expect acceptance."""
+    try:
+        return case.meta.generation.mode.is_positive
+    except AttributeError:
+        return True
+
+
 @schemathesis.hook
 def map_case(context, case):
     path = case.operation.path
@@ -200,6 +235,14 @@ def map_case(context, case):
     # forbids stays forbidden, so every case is fitted.
     if path == "/conversations/{conversation_id}/import":
         _fit_import(case.body)
+        return case
+    if path == "/events" and case.method.upper() == "POST":
+        if _positive_or_stateful(case):
+            _fit_event(case.body)
+        return case
+    if path == "/lore/{lore_id}" and case.method.upper() == "PUT":
+        if _positive_or_stateful(case):
+            _fit_lore(case.body)
         return case
     if not _is_positive(case):
         return case

@@ -6,6 +6,7 @@ use crate::{
     helpers::{TestApp, error_code},
     memory::{eventually, extraction, jobs_left, with_quick_jobs},
     mock_provider::MockReply,
+    replicas::Replica,
 };
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -152,6 +153,39 @@ async fn lore_gated_by_flags_reaches_the_prompt_only_once_every_flag_is_sent() {
     assert!(!last_system_prompt(&app).contains("poisoned"));
     let (status, _) = app.get_json("/lore/regicide").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_replica_follows_the_lore_as_it_changes() {
+    let app = TestApp::spawn().await;
+    put_character(&app, "mara", "Mara", &[]).await;
+    let replica = Replica::start(&app, &[]).await;
+    let ask =
+        |line: &'static str| json!({"player_id": "p-1", "character_id": "mara", "content": line});
+    // The replica reads (and keeps) the lore as it is: none.
+    let response = replica.post_turn(&app, "c-1", ask("news?")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for (text, line) in [
+        ("The bridge at Fenford is down.", "how are the roads?"),
+        ("The bridge at Fenford is mended.", "and the roads now?"),
+    ] {
+        let response = put_lore(&app, "fenford", json!({"text": text, "scope": "world"})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = replica.post_turn(&app, "c-1", ask(line)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let prompt = last_system_prompt(&app);
+        assert!(prompt.contains(text), "{prompt}");
+    }
+    let response = app
+        .request(Method::DELETE, "/lore/fenford")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = replica.post_turn(&app, "c-1", ask("the bridge?")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!last_system_prompt(&app).contains("Fenford"));
+    replica.stop().await;
 }
 
 #[tokio::test]
