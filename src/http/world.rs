@@ -332,17 +332,17 @@ pub struct EventsQuery {
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// The previous page's `next_before_id`: events older than it.
-    #[param(minimum = 1)]
-    pub before_id: Option<u64>,
+    /// The previous page's `next_before`: events older than the event of this id.
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
+    pub before: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventList {
     /// Newest first.
     pub events: Vec<EventView>,
-    /// Pass as `before_id` for the next (older) page; null on the last page.
-    pub next_before_id: Option<u64>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<u64>,
 }
 
 /// The events the game reported, newest first.
@@ -362,13 +362,21 @@ pub async fn list_events(
         .map(PlayerId::parse)
         .transpose()?;
     let limit = super::conversations::page_size(query.limit, 20, 100)?;
-    let events = events::list(&state, player_id.as_ref(), query.before_id, limit).await?;
-    let next_before_id = (events.len() == limit as usize)
+    if query
+        .before
+        .is_some_and(|before| before == 0 || before > i64::MAX as u64)
+    {
+        return Err(ApiError::Validation(
+            "before must be from 1 to 9223372036854775807".into(),
+        ));
+    }
+    let events = events::list(&state, player_id.as_ref(), query.before, limit).await?;
+    let next_before = (events.len() == limit as usize)
         .then(|| events.last().map(|event| event.id))
         .flatten();
     Ok(Json(EventList {
         events: events.into_iter().map(EventView::from).collect(),
-        next_before_id,
+        next_before,
     }))
 }
 

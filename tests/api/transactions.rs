@@ -74,10 +74,11 @@ async fn a_plain_turn_is_two_writing_transactions_and_at_most_26_statements() {
         .await
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
-    app.say("c-1", "p-1", "mara", "any news of the king?").await;
+    // A conversation at the same point as the one above: the same turns, with lore.
+    app.say("c-2", "p-1", "mara", "any news of the king?").await;
     let before = counters(&mut connection).await;
     for line in 0..TURNS {
-        app.say("c-1", "p-1", "mara", &format!("the king, {line}"))
+        app.say("c-2", "p-1", "mara", &format!("the king, {line}"))
             .await;
     }
     let after = counters(&mut connection).await;

@@ -382,6 +382,14 @@ async fn faction_members_named_by_an_event_learn_it_at_once() {
         assert_eq!(dora[0]["source"], "event");
     }
     assert!(memories(&app, "p-1", "bram").await.is_empty());
+    post_event(&app, the_fire("ev-3b")).await;
+    let (_, newest) = app.get_json("/events?limit=1").await;
+    assert_eq!(newest["events"][0]["client_event_id"], "ev-3b");
+    let before = newest["next_before"].as_u64().unwrap();
+    let (_, older) = app
+        .get_json(&format!("/events?limit=1&before={before}"))
+        .await;
+    assert_eq!(older["events"][0]["client_event_id"], "ev-3");
     turn(&app, "c-dora", "dora", json!([])).await;
     assert!(
         last_system_prompt(&app).contains("You know this happened: A dragon was seen"),
@@ -638,6 +646,10 @@ async fn bad_world_input_is_refused_with_nothing_changed() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(app.count("messages").await, 0);
     let (status, _) = app.get_json("/characters/bram/knowledge?flags=a,,b").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app.get_json("/events?before=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app.get_json("/lore?scope=realm").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = app.get_json("/characters/nobody/knowledge").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
