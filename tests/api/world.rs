@@ -263,10 +263,6 @@ fn the_fire(client_event_id: &str) -> Value {
            "importance": 9, "player_id": "p-1", "witnesses": ["bram"]})
 }
 
-fn of_source<'a>(memories: &'a [Value], source: &str) -> Vec<&'a Value> {
-    memories.iter().filter(|m| m["source"] == source).collect()
-}
-
 #[tokio::test]
 async fn an_event_reaches_its_witnesses_at_once_then_their_faction_as_hearsay_and_no_further() {
     let app = TestApp::spawn_with(&with_quick_jobs(&QUICK_GOSSIP)).await;
