@@ -192,9 +192,9 @@ def _fit_import(body: object) -> None:
         message["created_at"] = moment.isoformat().replace("+00:00", "Z")
 
 
-# POST /events: someone must know of an event (witnesses or factions, not both empty), and
-# a client_event_id names one event (another under it is a conflict, 409). PUT /lore: a
-# `world` entry has no scope_id, the others need one (`service::world`).
+# POST /events: a client_event_id names one event (another under it is a conflict, 409),
+# so each case gets its own. PUT /lore: a `world` entry has no scope_id, the others need
+# one (`service::world`).
 
 _event_ids = itertools.count()
 
@@ -205,9 +205,6 @@ def _fit_event(body: object) -> None:
     client_event_id = body.get("client_event_id")
     if isinstance(client_event_id, str) and client_event_id:
         body["client_event_id"] = f"{client_event_id[:40]}~{next(_event_ids)}"
-    witnesses, factions = body.get("witnesses", []), body.get("factions", [])
-    if witnesses == [] and factions == []:
-        body["factions"] = ["schemathesis"]
 
 
 def _fit_lore(body: object) -> None:

@@ -239,8 +239,8 @@ pub struct EventInput {
     #[serde(default)]
     #[schema(schema_with = witnesses_schema)]
     pub witnesses: Vec<String>,
-    /// Factions whose members learn it at once (at most 20). Witnesses and factions may
-    /// not both be empty.
+    /// Factions whose members learn it at once (at most 20). With neither witnesses nor
+    /// factions the event is recorded and nobody knows it.
     #[serde(default)]
     #[schema(schema_with = event_factions_schema)]
     pub factions: Vec<String>,

@@ -610,7 +610,6 @@ async fn bad_world_input_is_refused_with_nothing_changed() {
     for body in [
         json!({"client_event_id": "e", "text": "x", "importance": 0, "witnesses": ["bram"]}),
         json!({"client_event_id": "e", "text": "x", "importance": 11, "witnesses": ["bram"]}),
-        json!({"client_event_id": "e", "text": "x", "importance": 5}),
         json!({"client_event_id": "e", "text": "x".repeat(501), "importance": 5, "witnesses": ["bram"]}),
         json!({"client_event_id": "", "text": "x", "importance": 5, "witnesses": ["bram"]}),
         json!({"client_event_id": "e", "text": "x", "importance": 5, "witnesses": ["bram"], "player_id": ""}),
@@ -632,6 +631,15 @@ async fn bad_world_input_is_refused_with_nothing_changed() {
     );
     let (_, events) = app.get_json("/events").await;
     assert_eq!(events["events"], json!([]));
+    // Known to nobody is no error: the game's log of what happened keeps it.
+    let response = post_event(
+        &app,
+        json!({"client_event_id": "unseen", "text": "A tree fell in the forest.", "importance": 2}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let unseen: Value = response.json().await.unwrap();
+    assert_eq!(unseen["known_by"], json!([]));
 
     let response = app
         .post_turn(

@@ -136,11 +136,6 @@ fn parse(draft: EventDraft) -> ServiceResult<Parsed> {
         MAX_EVENT_FACTIONS,
         Faction::parse,
     )?;
-    if witnesses.is_empty() && factions.is_empty() {
-        return Err(ServiceError::Invalid(
-            "an event needs witnesses or factions: someone must know of it".into(),
-        ));
-    }
     Ok(Parsed {
         client_event_id,
         text: text.to_owned(),
