@@ -1,6 +1,6 @@
 //! A replica whose clock runs 90 s fast steals nothing: leases, idempotency keys,
-//! reservations, the quota window and job leases are all measured by the database's
-//! clock. The skew is process-wide, so these tests have a test binary of their own; what
+//! reservations, the quota window, job leases and gossip's due times are all measured by
+//! the database's clock. The skew is process-wide, so these tests have a test binary of their own; what
 //! "another replica" holds is planted in the database with the database's own clock.
 
 #![expect(
@@ -164,5 +164,45 @@ async fn a_replica_whose_clock_runs_fast_steals_nothing() {
         app.provider.request_count(),
         0,
         "no turn above reached the provider"
+    );
+
+    // A memory that spreads as gossip in 30 s, and one that was due a second ago.
+    for id in ["bram", "aldo"] {
+        let response = app
+            .put_character(
+                id,
+                json!({"name": id, "persona": "A guard.", "factions": ["watch"]}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    plant(
+        &app,
+        "INSERT INTO memory_facts (player_id, character_id, text, text_hash, importance, source,
+             spread_at, created_at, updated_at)
+         VALUES ('p-1', 'bram', 'Not yet', REPEAT('1', 64), 9, 'conversation',
+                 UTC_TIMESTAMP(6) + INTERVAL 30 SECOND, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)),
+                ('p-1', 'bram', 'Due', REPEAT('2', 64), 9, 'conversation',
+                 UTC_TIMESTAMP(6) - INTERVAL 1 SECOND, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+    )
+    .await;
+    let heard = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT text FROM memory_facts WHERE character_id = 'aldo' ORDER BY id",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+    };
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while heard().await.is_empty() {
+        assert!(std::time::Instant::now() < give_up, "the due memory spread");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        heard().await,
+        ["Due"],
+        "gossip is not early by the database's clock"
     );
 }

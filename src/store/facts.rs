@@ -60,8 +60,9 @@ pub struct NewFact<'a> {
     pub provenance: Provenance<'a>,
     /// Where in which conversation it was learned (learned in a conversation).
     pub learned_in: Option<(&'a ConversationId, u32, u32)>,
-    /// When it is to spread as gossip (`None`: never).
-    pub spread_at: Option<DateTime<Utc>>,
+    /// How long after it is stored it spreads as gossip (`None`: never), by the
+    /// database's clock, which every replica shares.
+    pub spread_after: Option<std::time::Duration>,
 }
 
 /// Where a memory that was not learned in a conversation comes from.
@@ -170,17 +171,16 @@ pub async fn get<'c>(conn: impl MySqlExecutor<'c>, id: u64) -> sqlx::Result<Opti
         .await
 }
 
-/// The ids of memories due to spread as gossip by `now`, soonest first.
+/// The ids (and players) of memories due to spread as gossip now, by the database's
+/// clock, soonest first.
 pub async fn due_to_spread<'c>(
     conn: impl MySqlExecutor<'c>,
-    now: DateTime<Utc>,
     limit: u32,
 ) -> sqlx::Result<Vec<(u64, String)>> {
     sqlx::query_as(
-        "SELECT id, player_id FROM memory_facts WHERE spread_at <= ?
+        "SELECT id, player_id FROM memory_facts WHERE spread_at <= UTC_TIMESTAMP(6)
          ORDER BY spread_at LIMIT ?",
     )
-    .bind(now)
     .bind(limit)
     .fetch_all(conn)
     .await
@@ -188,16 +188,11 @@ pub async fn due_to_spread<'c>(
 
 /// Locks a memory due to spread until the transaction ends; false when it is gone, or
 /// spread by another replica meanwhile.
-pub async fn lock_due(
-    conn: &mut MySqlConnection,
-    id: u64,
-    now: DateTime<Utc>,
-) -> sqlx::Result<bool> {
+pub async fn lock_due(conn: &mut MySqlConnection, id: u64) -> sqlx::Result<bool> {
     let found: Option<u64> = sqlx::query_scalar(
-        "SELECT id FROM memory_facts WHERE id = ? AND spread_at <= ? FOR UPDATE",
+        "SELECT id FROM memory_facts WHERE id = ? AND spread_at <= UTC_TIMESTAMP(6) FOR UPDATE",
     )
     .bind(id)
-    .bind(now)
     .fetch_optional(conn)
     .await?;
     Ok(found.is_some())
@@ -218,11 +213,16 @@ pub async fn insert(
     fact: &NewFact<'_>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
+    let spread_micros = fact
+        .spread_after
+        .map(|after| i64::try_from(after.as_micros()).unwrap_or(i64::MAX));
     let result = sqlx::query(
         "INSERT IGNORE INTO memory_facts (player_id, character_id, text, text_hash, importance,
              source, heard_from, event_id, derived_from, hops, spread_at, conversation_id,
              from_seq, to_seq, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+             IF(? IS NULL, NULL, TIMESTAMPADD(MICROSECOND, ?, UTC_TIMESTAMP(6))),
+             ?, ?, ?, ?, ?)",
     )
     .bind(fact.player_id)
     .bind(fact.character_id)
@@ -234,7 +234,8 @@ pub async fn insert(
     .bind(fact.provenance.event_id)
     .bind(fact.provenance.derived_from)
     .bind(fact.provenance.hops)
-    .bind(fact.spread_at)
+    .bind(spread_micros)
+    .bind(spread_micros)
     .bind(fact.learned_in.map(|(conversation, _, _)| conversation))
     .bind(fact.learned_in.map(|(_, from, _)| from))
     .bind(fact.learned_in.map(|(_, _, to)| to))

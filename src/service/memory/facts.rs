@@ -192,7 +192,7 @@ async fn apply(
         (from, to, source): (u32, u32, MemorySource),
         proposed: &'a extraction::ProposedFact,
         hash: &'a str,
-        spread_at: Option<chrono::DateTime<chrono::Utc>>,
+        spread_after: Option<std::time::Duration>,
     ) -> NewFact<'a> {
         NewFact {
             player_id: job.player_id.as_str(),
@@ -203,21 +203,21 @@ async fn apply(
             source,
             provenance: Provenance::default(),
             learned_in: Some((conversation_id, from + 1, to)),
-            spread_at,
+            spread_after,
         }
     }
     let mut stored = 0;
     for proposed in &extraction.facts {
         let hash = text_hash(&proposed.text);
         // A new memory important enough spreads as gossip in time.
-        let spread_at = gossip::spread_at(&services.config.gossip, proposed.importance, 0, now);
+        let spread_after = gossip::spread_after(&services.config.gossip, proposed.importance, 0);
         let fact = learned(
             job,
             conversation_id,
             (from, to, source),
             proposed,
             &hash,
-            spread_at,
+            spread_after,
         );
         stored += usize::from(facts::insert(&mut tx, &fact, now).await?);
     }

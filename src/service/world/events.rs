@@ -236,7 +236,7 @@ async fn try_record(services: &Services, parsed: &Parsed, hash: &str) -> Service
                 ..Provenance::default()
             },
             learned_in: None,
-            spread_at: gossip::spread_at(&services.config.gossip, parsed.importance, 0, now),
+            spread_after: gossip::spread_after(&services.config.gossip, parsed.importance, 0),
         };
         facts::insert(&mut tx, &memory, now).await?;
     }

@@ -20,7 +20,6 @@ use crate::{
     },
 };
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -29,19 +28,10 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Memories spread per look at most; the rest wait for the next.
 const BATCH: u32 = 100;
 
-/// When a memory stored `now` at `hops` tellings from first hand spreads: `None` when it
-/// is not important enough or has travelled as far as it may.
-pub fn spread_at(
-    gossip: &GossipConfig,
-    importance: u8,
-    hops: u8,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let delay = chrono::Duration::from_std(gossip.delay).unwrap_or(chrono::Duration::MAX);
-    (hops < gossip.max_hops && importance >= gossip.min_importance).then(|| {
-        now.checked_add_signed(delay)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
-    })
+/// How long after it is stored a memory at `hops` tellings from first hand spreads:
+/// `None` when it is not important enough or has travelled as far as it may.
+pub fn spread_after(gossip: &GossipConfig, importance: u8, hops: u8) -> Option<Duration> {
+    (hops < gossip.max_hops && importance >= gossip.min_importance).then_some(gossip.delay)
 }
 
 /// The importance of what is heard from a memory of `importance`: floored, at least 1.
@@ -64,13 +54,12 @@ pub fn spawn(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) -> Jo
     })
 }
 
-/// Spreads the memories due now; how many spread.
+/// Spreads the memories due now (by the database's clock); how many spread.
 pub async fn spread_due(services: &Services) -> anyhow::Result<usize> {
-    let now = crate::clock::now();
-    let due = facts::due_to_spread(&services.pool, now, BATCH).await?;
+    let due = facts::due_to_spread(&services.pool, BATCH).await?;
     let mut spread = 0;
     for (id, player_id) in due {
-        let heard = store::retry_lock_conflicts(|| spread_one(services, id, &player_id, now))
+        let heard = store::retry_lock_conflicts(|| spread_one(services, id, &player_id))
             .await
             .with_context(|| format!("spreading memory {id}"))?;
         if let Some(heard) = heard {
@@ -83,12 +72,7 @@ pub async fn spread_due(services: &Services) -> anyhow::Result<usize> {
 
 /// Spreads one memory, in one transaction; how many characters heard it, `None` when it
 /// was gone or spread already.
-async fn spread_one(
-    services: &Services,
-    id: u64,
-    player_id: &str,
-    now: DateTime<Utc>,
-) -> sqlx::Result<Option<usize>> {
+async fn spread_one(services: &Services, id: u64, player_id: &str) -> sqlx::Result<Option<usize>> {
     let gossip = &services.config.gossip;
     let mut tx = services.pool.begin().await?;
     // The player first, as an erasure locks it first: an erasure either waits for the
@@ -96,7 +80,7 @@ async fn spread_one(
     if player_id != NO_PLAYER {
         players::lock_existing(&mut tx, player_id).await?;
     }
-    if !facts::lock_due(&mut tx, id, now).await? {
+    if !facts::lock_due(&mut tx, id).await? {
         return Ok(None);
     }
     let Some(memory) = facts::get(&mut *tx, id).await? else {
@@ -121,10 +105,10 @@ async fn spread_one(
                 hops,
             },
             learned_in: None,
-            spread_at: spread_at(gossip, importance, hops, now),
+            spread_after: spread_after(gossip, importance, hops),
         };
         // A character who knows it already (first hand, or heard it first) keeps that.
-        heard += usize::from(facts::insert(&mut tx, &hearsay, now).await?);
+        heard += usize::from(facts::insert(&mut tx, &hearsay, crate::clock::now()).await?);
     }
     facts::spread_done(&mut tx, id).await?;
     tx.commit().await?;
@@ -157,13 +141,12 @@ mod tests {
 
     #[test]
     fn only_important_memories_spread_and_no_further_than_the_hop_limit() {
-        let now = crate::clock::now();
-        let later = now + chrono::Duration::seconds(600);
-        assert_eq!(spread_at(&policy(1), 7, 0, now), Some(later));
-        assert_eq!(spread_at(&policy(1), 6, 0, now), None);
+        let later = Some(Duration::from_secs(600));
+        assert_eq!(spread_after(&policy(1), 7, 0), later);
+        assert_eq!(spread_after(&policy(1), 6, 0), None);
         // Heard once: with one hop allowed it goes no further, with two it may.
-        assert_eq!(spread_at(&policy(1), 9, 1, now), None);
-        assert_eq!(spread_at(&policy(2), 9, 1, now), Some(later));
-        assert_eq!(spread_at(&policy(0), 10, 0, now), None);
+        assert_eq!(spread_after(&policy(1), 9, 1), None);
+        assert_eq!(spread_after(&policy(2), 9, 1), later);
+        assert_eq!(spread_after(&policy(0), 10, 0), None);
     }
 }
