@@ -1010,14 +1010,14 @@
     if (!before) state.eventsPlayer = $('event-filter-player').value.trim();
     const player = state.eventsPlayer;
     try {
-      const page = await api('GET', '/events' + query({ player_id: player, limit: EVENTS_PAGE, before_id: before }));
+      const page = await api('GET', '/events' + query({ player_id: player, limit: EVENTS_PAGE, before }));
       if (asked !== eventsAsked) return;
       const list = $('event-list');
       if (!before) clear(list);
       for (const item of page.events) list.append(eventNode(item));
       $('no-events').hidden = list.childElementCount > 0;
-      state.eventsBefore = page.next_before_id;
-      $('older-events').hidden = !page.next_before_id;
+      state.eventsBefore = page.next_before;
+      $('older-events').hidden = !page.next_before;
     } catch (error) {
       fail(error);
     }
