@@ -461,6 +461,23 @@ try {
     await page.getByRole('button', { name: 'Show events' }).click();
     await page.locator('#no-events').waitFor();
     assert.equal(await page.locator('#event-list li').count(), 0);
+
+    // A page of 20, then the older ones.
+    for (let n = 1; n <= 21; n += 1) {
+      await apiOk('POST', '/events', {
+        body: { client_event_id: `crowd-${n}`, text: `Crowd event ${n}`, importance: 2, player_id: 'p-crowd', witnesses: [CHARACTER] },
+      });
+    }
+    await page.locator('#event-filter-player').fill('p-crowd');
+    await page.getByRole('button', { name: 'Show events' }).click();
+    const texts = () => page.locator('#event-list li .entry-text').allTextContents();
+    await until('the newest page is shown', async () => (await texts()).length === 20);
+    assert.deepEqual(await texts(), Array.from({ length: 20 }, (_, i) => `Crowd event ${21 - i}`), 'newest first');
+    await page.getByRole('button', { name: 'Load older events' }).click();
+    await until('the older page is shown', async () => (await texts()).length === 21);
+    assert.equal((await texts())[20], 'Crowd event 1');
+    assert.equal(await page.locator('#older-events').isVisible(), false, 'nothing older');
+
     await page.locator('#event-filter-player').fill(WORLD_PLAYER);
     await page.getByRole('button', { name: 'Show events' }).click();
     await item.waitFor();
@@ -626,7 +643,7 @@ try {
     for (const answer of forced) assert.deepEqual(answer, { status: 403, code: 'forbidden' });
     assert.equal((await apiOk('GET', `/characters/${CHARACTER}`)).name, 'Mara');
     assert.deepEqual((await apiOk('GET', '/lore')).lore.map((entry) => entry.id), [SECRET.id]);
-    assert.equal((await apiOk('GET', '/events')).events.length, 1);
+    assert.equal((await apiOk('GET', `/events?player_id=${WORLD_PLAYER}`)).events.length, 1);
     assert.equal(
       (await apiOk('GET', `/memory?character_id=${CHARACTER}&player_id=${PLAYER}`)).facts.length,
       facts.facts.length,
