@@ -10,7 +10,8 @@
 // - `fact_extraction`: a JSON object with one fact per keyword the player's new lines
 //   mention (a cat, a room, breakfast), so a fact is proposed once, by the extraction
 //   that reads the line, and a deleted one does not come back.
-// GET /_mock/requests answers how many requests of each purpose arrived.
+// GET /_mock/requests answers how many requests of each purpose arrived, and
+// GET /_mock/last/{purpose} the body of the latest request of that purpose (404: none yet).
 // Prints `{"port": N}` on its first line once listening on 127.0.0.1.
 
 import http from 'node:http';
@@ -32,6 +33,7 @@ const FACTS = [
 ];
 
 const counts = {};
+const latest = {};
 let conversationTurns = 0;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -126,6 +128,13 @@ const server = http.createServer((request, response) => {
     response.end(JSON.stringify(counts));
     return;
   }
+  const asked = request.method === 'GET' && /^\/_mock\/last\/([a-z_]+)$/.exec(request.url);
+  if (asked) {
+    const body = latest[asked[1]];
+    response.writeHead(body ? 200 : 404, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(body || { error: { message: 'no such request yet' } }));
+    return;
+  }
   if (request.method !== 'POST' || request.url !== '/v1/chat/completions') {
     response.writeHead(404, { 'content-type': 'application/json' });
     response.end(JSON.stringify({ error: { message: 'no such route', type: 'invalid_request_error' } }));
@@ -144,6 +153,7 @@ const server = http.createServer((request, response) => {
     }
     const purpose = request.headers['x-request-purpose'] || 'unknown';
     counts[purpose] = (counts[purpose] || 0) + 1;
+    latest[purpose] = body;
     const reply = replyFor(purpose, body);
     const answer = body.stream ? stream(response, body, reply) : Promise.resolve(whole(response, body, reply));
     answer.catch((error) => {

@@ -29,6 +29,15 @@ const LINES = [
   'And is there breakfast?',
 ];
 const CAT_FACT = 'Player has a cat named Whiskers';
+// The shared world: another player, so that the steps above keep their figures.
+const WORLD_PLAYER = 'p-world';
+const LORE = { id: 'crooked_stag', text: 'The Crooked Stag is the oldest inn of Eastmarch.' };
+const SECRET = {
+  id: 'mara_secret',
+  text: 'Mara keeps the letters of the baron under the cellar stairs.',
+  flag: 'met_the_baron',
+};
+const EVENT_TEXT = 'The player broke up a brawl in the common room';
 
 // ---- Helpers --------------------------------------------------------------------------
 
@@ -56,6 +65,10 @@ const usd = (value) => {
   return '$' + (Number(value) >= 1 ? text.replace(/0{1,4}$/, '') : text);
 };
 const today = () => new Date().toISOString().slice(0, 10);
+const sorted = (list) => [...list].sort();
+// The ids a list of the page shows, by its `data-*` attribute.
+const shownIds = (locator, attribute) =>
+  locator.evaluateAll((nodes, name) => nodes.map((node) => node.getAttribute(name)), attribute);
 
 async function until(what, check, { timeout = 20000, every = 300 } = {}) {
   const giveUp = Date.now() + timeout;
@@ -334,6 +347,235 @@ try {
     assert.equal(await page.locator('#chat .msg .content').first().textContent(), 'line 1');
   });
 
+  await step('a character keeps its factions', async () => {
+    await nav(page, 'Characters');
+    await page.locator('#character-list button', { hasText: CHARACTER }).click();
+    assert.equal(await page.locator('#character-factions').inputValue(), '', 'none yet');
+    await page.locator('#character-factions').fill(' stag_staff,eastmarch , ');
+    await page.getByRole('button', { name: 'Save character' }).click();
+    await until('the factions are stored', async () =>
+      (await apiOk('GET', `/characters/${CHARACTER}`)).factions.length === 2);
+    const stored = await apiOk('GET', `/characters/${CHARACTER}`);
+    assert.deepEqual(sorted(stored.factions), ['eastmarch', 'stag_staff']);
+    assert.match(stored.persona, /counts coins/, 'the rest of the character stays');
+    assert.equal(stored.fallback_lines.low[0], 'Make it quick.');
+    await page.locator('#notice', { hasText: 'Saved Mara' }).waitFor();
+    assert.equal(await page.locator('#character-factions').inputValue(), stored.factions.join(', '));
+  });
+
+  await step('lore is written, listed, filtered and deleted', async () => {
+    await nav(page, 'World');
+    assert.equal(await page.locator('#lore-scope-id').isDisabled(), true, 'world lore has no scope id');
+    await page.locator('#lore-id').fill(LORE.id);
+    await page.locator('#lore-text').fill(LORE.text);
+    await page.locator('#lore-tags').fill('inn, history');
+    await page.getByRole('button', { name: 'Save lore' }).click();
+    const item = page.locator(`#lore-list li[data-lore="${LORE.id}"]`);
+    await item.waitFor();
+    await page.locator('#notice', { hasText: `Saved lore ${LORE.id}` }).waitFor();
+    const stored = await apiOk('GET', `/lore/${LORE.id}`);
+    assert.equal(stored.text, LORE.text);
+    assert.equal(stored.scope, 'world');
+    assert.equal(stored.scope_id, null);
+    assert.deepEqual(sorted(stored.tags), ['history', 'inn']);
+    assert.deepEqual(stored.requires_flags, []);
+    assert.equal(await item.locator('.entry-text').textContent(), LORE.text);
+    assert.match(await item.locator('.entry-meta').textContent(), /requires flags: none/);
+
+    // A secret of the character, known only once a flag is set.
+    await page.getByRole('button', { name: 'Clear', exact: true }).click();
+    await page.locator('#lore-id').fill(SECRET.id);
+    await page.locator('#lore-text').fill(SECRET.text);
+    await page.locator('#lore-scope').selectOption('character');
+    await page.locator('#lore-scope-id').fill(CHARACTER);
+    await page.locator('#lore-flags').fill(SECRET.flag);
+    await page.getByRole('button', { name: 'Save lore' }).click();
+    const secret = page.locator(`#lore-list li[data-lore="${SECRET.id}"]`);
+    await secret.waitFor();
+    const gated = await apiOk('GET', `/lore/${SECRET.id}`);
+    assert.equal(gated.scope, 'character');
+    assert.equal(gated.scope_id, CHARACTER);
+    assert.deepEqual(gated.requires_flags, [SECRET.flag]);
+    assert.equal(await secret.locator('.label').textContent(), `character: ${CHARACTER}`);
+    assert.match(await secret.locator('.entry-meta').textContent(), new RegExp(`requires flags: ${SECRET.flag}`));
+
+    // The list is the API's, by scope.
+    const lore = page.locator('#lore-list li');
+    await page.locator('#lore-filter-scope').selectOption('character');
+    await page.getByRole('button', { name: 'Show lore' }).click();
+    await until('only the character\'s lore is listed', async () =>
+      JSON.stringify(await shownIds(lore, 'data-lore')) === JSON.stringify([SECRET.id]));
+    await page.locator('#lore-filter-scope').selectOption('');
+    await page.getByRole('button', { name: 'Show lore' }).click();
+    const all = (await apiOk('GET', '/lore')).lore.map((entry) => entry.id);
+    assert.deepEqual(sorted(all), [LORE.id, SECRET.id]);
+    await until('all the lore is listed', async () =>
+      JSON.stringify(await shownIds(lore, 'data-lore')) === JSON.stringify(all));
+
+    // Edit fills the form with the entry.
+    await page.getByRole('button', { name: `Edit lore: ${LORE.id}` }).click();
+    assert.equal(await page.locator('#lore-text').inputValue(), LORE.text);
+    assert.equal(await page.locator('#lore-scope').inputValue(), 'world');
+
+    await page.getByRole('button', { name: `Delete lore: ${LORE.id}` }).click();
+    await item.waitFor({ state: 'detached' });
+    await page.locator('#notice', { hasText: `Deleted lore ${LORE.id}` }).waitFor();
+    assert.equal((await api('GET', `/lore/${LORE.id}`)).status, 404, 'gone from the API too');
+    assert.deepEqual(await shownIds(lore, 'data-lore'), [SECRET.id]);
+  });
+
+  let recordedEvent;
+  await step('an event is reported and listed, and its witness remembers it', async () => {
+    const clientId = await page.locator('#event-client-id').inputValue();
+    assert.match(clientId, /^studio-event-/, 'a unique id is offered');
+    await page.locator('#event-text').fill(EVENT_TEXT);
+    await page.locator('#event-importance').fill('6');
+    await page.locator('#event-player').fill(WORLD_PLAYER);
+    await page.locator('#event-witnesses').fill(CHARACTER);
+    await page.getByRole('button', { name: 'Report event' }).click();
+    await page.locator('#notice', { hasText: 'Recorded event' }).waitFor();
+    const reported = await apiOk('GET', `/events?player_id=${WORLD_PLAYER}`);
+    assert.equal(reported.events.length, 1, JSON.stringify(reported));
+    recordedEvent = reported.events[0];
+    assert.equal(recordedEvent.client_event_id, clientId);
+    assert.equal(recordedEvent.text, EVENT_TEXT);
+    assert.equal(recordedEvent.importance, 6);
+    assert.deepEqual(recordedEvent.witnesses, [CHARACTER]);
+    assert.deepEqual(recordedEvent.known_by, [CHARACTER]);
+    const item = page.locator(`#event-list li[data-event="${recordedEvent.id}"]`);
+    await item.waitFor();
+    assert.equal(await item.locator('.entry-text').textContent(), EVENT_TEXT);
+    assert.equal(await item.locator('.client-id').textContent(), clientId);
+    assert.match(await item.locator('.entry-meta').textContent(), new RegExp(`known by: ${CHARACTER}`));
+    assert.notEqual(await page.locator('#event-client-id').inputValue(), clientId, 'a fresh id for the next one');
+
+    // The same event again, under its id, changes nothing.
+    await page.locator('#event-client-id').fill(clientId);
+    await page.locator('#event-text').fill(EVENT_TEXT);
+    await page.getByRole('button', { name: 'Report event' }).click();
+    await page.locator('#notice', { hasText: 'recorded before' }).waitFor();
+    assert.equal((await apiOk('GET', `/events?player_id=${WORLD_PLAYER}`)).events.length, 1);
+
+    // By player.
+    await page.locator('#event-filter-player').fill('p-nobody');
+    await page.getByRole('button', { name: 'Show events' }).click();
+    await page.locator('#no-events').waitFor();
+    assert.equal(await page.locator('#event-list li').count(), 0);
+
+    // A page of 20, then the older ones.
+    for (let n = 1; n <= 21; n += 1) {
+      await apiOk('POST', '/events', {
+        body: { client_event_id: `crowd-${n}`, text: `Crowd event ${n}`, importance: 2, player_id: 'p-crowd', witnesses: [CHARACTER] },
+      });
+    }
+    await page.locator('#event-filter-player').fill('p-crowd');
+    await page.getByRole('button', { name: 'Show events' }).click();
+    const texts = () => page.locator('#event-list li .entry-text').allTextContents();
+    await until('the newest page is shown', async () => (await texts()).length === 20);
+    assert.deepEqual(await texts(), Array.from({ length: 20 }, (_, i) => `Crowd event ${21 - i}`), 'newest first');
+    await page.getByRole('button', { name: 'Load older events' }).click();
+    await until('the older page is shown', async () => (await texts()).length === 21);
+    assert.equal((await texts())[20], 'Crowd event 1');
+    assert.equal(await page.locator('#older-events').isVisible(), false, 'nothing older');
+
+    await page.locator('#event-filter-player').fill(WORLD_PLAYER);
+    await page.getByRole('button', { name: 'Show events' }).click();
+    await item.waitFor();
+    await screenshot(page, '09-world');
+
+    // The witness remembers it, with its source and the event it comes from.
+    await nav(page, 'Inspector');
+    await page.locator('#inspect-character').selectOption(CHARACTER);
+    await page.locator('#inspect-player').fill(WORLD_PLAYER);
+    await page.getByRole('button', { name: 'Inspect', exact: true }).click();
+    const row = page.locator('#facts tr', { hasText: EVENT_TEXT });
+    await row.waitFor();
+    const memory = (await apiOk('GET', `/memory?character_id=${CHARACTER}&player_id=${WORLD_PLAYER}`))
+      .facts.find((fact) => fact.text === EVENT_TEXT);
+    assert.equal(memory.source, 'event');
+    assert.equal(memory.event_id, recordedEvent.id);
+    assert.equal(await row.locator('.fact-source .label').textContent(), 'event');
+    assert.equal(await row.locator('.fact-source .provenance').textContent(), `event #${recordedEvent.id}`);
+    assert.equal(await row.locator('td').nth(1).textContent(), '6 / 10');
+  });
+
+  await step('the knowledge panel shows gated lore only when its flag is given, and why', async () => {
+    const path = (flags) =>
+      `/characters/${CHARACTER}/knowledge?player_id=${WORLD_PLAYER}${flags ? `&flags=${flags}` : ''}`;
+    const lore = page.locator('#knowledge-lore li');
+    const showKnowledge = async (flags) => {
+      await page.locator('#knowledge-flags').fill(flags);
+      await page.getByRole('button', { name: 'Show knowledge' }).click();
+    };
+
+    // No flag: the secret is not known; the event is, and why.
+    await showKnowledge('');
+    const none = await apiOk('GET', path(''));
+    assert.ok(!none.lore.some((entry) => entry.id === SECRET.id), JSON.stringify(none));
+    await until('the memories are shown', async () =>
+      (await page.locator('#knowledge-memories li', { hasText: EVENT_TEXT }).count()) === 1);
+    assert.deepEqual(await shownIds(lore, 'data-lore'), none.lore.map((entry) => entry.id));
+    await page.locator('#no-knowledge-lore').waitFor();
+    const remembered = page.locator('#knowledge-memories li', { hasText: EVENT_TEXT });
+    const known = none.memories.find((memory) => memory.text === EVENT_TEXT);
+    assert.equal(await remembered.locator('.label').textContent(), 'event');
+    assert.equal(await remembered.locator('.why').textContent(), known.reason);
+    assert.match(known.reason, new RegExp(`game event ${recordedEvent.id}`));
+
+    // Its flag: known, and why.
+    await showKnowledge(`rainy_day, ${SECRET.flag}`);
+    const item = page.locator(`#knowledge-lore li[data-lore="${SECRET.id}"]`);
+    await item.waitFor();
+    const flagged = await apiOk('GET', path(`rainy_day,${SECRET.flag}`));
+    const reason = flagged.lore.find((entry) => entry.id === SECRET.id).reason;
+    assert.match(reason, new RegExp(SECRET.flag));
+    assert.equal(await item.locator('.entry-text').textContent(), SECRET.text);
+    assert.equal(await item.locator('.why').textContent(), reason);
+    assert.equal(await page.locator('#no-knowledge-lore').isVisible(), false);
+    await screenshot(page, '10-inspector-world');
+
+    // Another flag: not known again.
+    await showKnowledge('met_the_king');
+    await item.waitFor({ state: 'detached' });
+    await page.locator('#no-knowledge-lore').waitFor();
+  });
+
+  await step('the playground sends the game flags with the turn', async () => {
+    await nav(page, 'Playground');
+    await page.locator('#play-character').selectOption(CHARACTER);
+    await page.locator('#play-player').fill(WORLD_PLAYER);
+    await page.locator('#play-flags').fill(`${SECRET.flag}, rainy_day`);
+    await page.getByRole('button', { name: 'New conversation' }).click();
+    await page.locator('#chat-title', { hasText: WORLD_PLAYER }).waitFor();
+    const sent = page.waitForRequest((request) =>
+      request.method() === 'POST' && request.url().endsWith('/messages/stream'));
+    await page.locator('#say').fill('Where are the letters?');
+    await page.keyboard.press('Enter');
+    assert.deepEqual((await sent).postDataJSON().flags, [SECRET.flag, 'rainy_day']);
+    await page.locator('#chat .msg.character .meta').waitFor();
+    // The flag let the secret into the prompt, beside the event the character saw.
+    const prompt = JSON.stringify((await (await fetch(`${mockUrl}/_mock/last/conversation`)).json()).messages);
+    assert.ok(prompt.includes(SECRET.text), 'the gated lore is in the prompt');
+    assert.ok(prompt.includes(EVENT_TEXT), 'the event is remembered in the prompt');
+
+    // Without flags, nothing is sent and the secret stays out.
+    await page.locator('#play-flags').fill('');
+    const plain = page.waitForRequest((request) =>
+      request.method() === 'POST' && request.url().endsWith('/messages/stream'));
+    await page.locator('#say').fill('Anything else?');
+    await page.keyboard.press('Enter');
+    assert.equal((await plain).postDataJSON().flags, undefined);
+    await page.locator('#chat .msg.character .meta').nth(1).waitFor();
+    const again = JSON.stringify((await (await fetch(`${mockUrl}/_mock/last/conversation`)).json()).messages);
+    assert.ok(!again.includes(SECRET.text), 'no flag, no secret');
+
+    // Inspecting the pair takes the flags along.
+    await page.locator('#play-flags').fill(SECRET.flag);
+    await page.getByRole('button', { name: 'Inspect this pair' }).click();
+    assert.equal(await page.locator('#knowledge-flags').inputValue(), SECRET.flag);
+    await page.locator(`#knowledge-lore li[data-lore="${SECRET.id}"]`).waitFor();
+  });
+
   await step('a read-only key cannot edit, in the page or by force', async () => {
     const readContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     readContext.setDefaultTimeout(10000);
@@ -364,7 +606,18 @@ try {
     assert.equal(await reader.getByRole('button', { name: /^Forget:/ }).count(), 0, 'no fact can be forgotten');
     assert.equal(await reader.locator('#budget-form').isVisible(), false);
     assert.equal(await reader.locator('#erase-start').isVisible(), false);
+    assert.equal(await reader.locator('#knowledge-form').isVisible(), true, 'knowledge is read');
     await screenshot(reader, '08-readonly-inspector');
+
+    // The world is read, not written.
+    await nav(reader, 'World');
+    await reader.locator(`#lore-list li[data-lore="${SECRET.id}"]`).waitFor();
+    await reader.locator('#event-list li').first().waitFor();
+    assert.equal(await reader.locator('#lore-form').isVisible(), false);
+    assert.equal(await reader.locator('#event-form').isVisible(), false);
+    assert.equal(await reader.getByRole('button', { name: /^(Edit|Delete) lore:/ }).count(), 0);
+    assert.equal(await reader.locator('#view-world .reads').isVisible(), true);
+    await screenshot(reader, '11-readonly-world');
 
     // Forced from the page with the same key, the API refuses.
     const facts = await apiOk('GET', `/memory?character_id=${CHARACTER}&player_id=${PLAYER}`);
@@ -382,10 +635,15 @@ try {
         await call('DELETE', `/memory/${factId}`),
         await call('POST', `/conversations/${conversation}/messages/stream`, { player_id: player, character_id: character, content: 'hi' }),
         await call('DELETE', `/players/${player}`),
+        await call('PUT', '/lore/forced', { text: 'No.', scope: 'world' }),
+        await call('DELETE', '/lore/mara_secret'),
+        await call('POST', '/events', { client_event_id: 'forced', text: 'No.', importance: 5, witnesses: [character] }),
       ];
     }, { key: readKey, character: CHARACTER, factId: facts.facts[0].id, conversation: conversationId, player: PLAYER });
     for (const answer of forced) assert.deepEqual(answer, { status: 403, code: 'forbidden' });
     assert.equal((await apiOk('GET', `/characters/${CHARACTER}`)).name, 'Mara');
+    assert.deepEqual((await apiOk('GET', '/lore')).lore.map((entry) => entry.id), [SECRET.id]);
+    assert.equal((await apiOk('GET', `/events?player_id=${WORLD_PLAYER}`)).events.length, 1);
     assert.equal(
       (await apiOk('GET', `/memory?character_id=${CHARACTER}&player_id=${PLAYER}`)).facts.length,
       facts.facts.length,
@@ -395,6 +653,9 @@ try {
 
   await step('erasing the player takes a typed confirmation', async () => {
     await nav(page, 'Inspector');
+    await page.locator('#inspect-player').fill(PLAYER);
+    await page.getByRole('button', { name: 'Inspect', exact: true }).click();
+    await page.locator(`#inspect-conversations li[data-conversation="${conversationId}"]`).waitFor();
     await page.getByRole('button', { name: 'Erase this player…' }).click();
     await page.locator('#erase-confirm').fill('p-8');
     await page.keyboard.press('Enter');

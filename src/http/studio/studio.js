@@ -6,8 +6,10 @@
 (() => {
   const KEY_STORE = 'npc-studio-key';
   const SVG_NS = 'http://www.w3.org/2000/svg';
-  const VIEWS = ['characters', 'playground', 'inspector', 'usage'];
+  const VIEWS = ['characters', 'playground', 'inspector', 'world', 'usage'];
   const HISTORY_PAGE = 20;
+  const EVENTS_PAGE = 20;
+  const SOURCES = ['conversation', 'import', 'event', 'gossip'];
 
   const state = {
     key: sessionStorage.getItem(KEY_STORE) || '',
@@ -20,6 +22,9 @@
     // The pair the inspector shows: {character, player}.
     pair: null,
     usageShown: false,
+    // The events shown in the world view: the player filter, and where the next page starts.
+    eventsPlayer: '',
+    eventsBefore: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -81,6 +86,18 @@
     return date.toISOString().slice(0, 10);
   }
 
+  // A comma-separated input as a list: trimmed, no empty names.
+  function listOf(text) {
+    return String(text || '')
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name.length > 0);
+  }
+
+  function names(list) {
+    return list && list.length ? list.join(', ') : 'none';
+  }
+
   // ---- The API ----------------------------------------------------------------------
 
   class ApiError extends Error {
@@ -112,7 +129,8 @@
     );
   }
 
-  async function api(method, path, body) {
+  // The status and the body of a call that succeeded; refusals are thrown as ApiError.
+  async function send(method, path, body) {
     const init = { method, headers: headers() };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
@@ -125,8 +143,12 @@
       throw new ApiError(0, 'unreachable', 'the service did not answer (' + cause.message + ')');
     }
     if (!response.ok) throw await errorOf(response);
-    if (response.status === 204) return null;
-    return response.json();
+    if (response.status === 204) return { status: 204, body: null };
+    return { status: response.status, body: await response.json() };
+  }
+
+  async function api(method, path, body) {
+    return (await send(method, path, body)).body;
   }
 
   function query(params) {
@@ -226,6 +248,7 @@
       refreshUsage();
     }
     if (name === 'playground') refreshConversationChoices();
+    if (name === 'world') refreshWorld();
   }
 
   // ---- Characters -------------------------------------------------------------------
@@ -288,6 +311,7 @@
     $('character-name').value = character.name;
     $('character-persona').value = character.persona;
     $('character-model').value = character.model || '';
+    $('character-factions').value = (character.factions || []).join(', ');
     const lines = character.fallback_lines || {};
     for (const tier of ['high', 'medium', 'low']) {
       $('lines-' + tier).value = (lines[tier] || []).join('\n');
@@ -312,6 +336,7 @@
       persona: $('character-persona').value,
       model: $('character-model').value.trim() || null,
       fallback_lines: Object.keys(lines).length ? lines : null,
+      factions: listOf($('character-factions').value),
     };
     try {
       const saved = await api('PUT', '/characters/' + enc(id), body);
@@ -330,10 +355,12 @@
     return character ? character.name : id;
   }
 
-  function freshConversationId() {
+  function freshId(prefix) {
     const random = Math.random().toString(36).slice(2, 8);
-    return 'studio-' + Date.now().toString(36) + '-' + random;
+    return prefix + Date.now().toString(36) + '-' + random;
   }
+
+  const freshConversationId = () => freshId('studio-');
 
   // The pair's conversations to choose from. Asked again on every change of the pair:
   // only the latest answer is shown, and the choice made meanwhile is kept.
@@ -492,6 +519,8 @@
       }
       body.context = parsed;
     }
+    const flags = listOf($('play-flags').value);
+    if (flags.length) body.flags = flags;
     return body;
   }
 
@@ -613,6 +642,7 @@
     if (!character || !player) return;
     $('inspect-character').value = character;
     $('inspect-player').value = player;
+    $('knowledge-flags').value = $('play-flags').value;
     show('inspector');
     inspect();
   }
@@ -632,7 +662,7 @@
     $('inspection').hidden = false;
     $('erase-form').hidden = true;
     $('erase-start').hidden = !canWrite();
-    await Promise.all([loadPairConversations(), loadFacts(), loadBudget()]);
+    await Promise.all([loadPairConversations(), loadFacts(), loadBudget(), loadKnowledge()]);
   }
 
   async function loadPairConversations() {
@@ -700,8 +730,69 @@
             el('td', { class: 'fact-text' }, fact.text),
             el('td', { class: 'num' }, fact.importance + ' / 10'),
             el('td', {}, fact.conversation_id || '—', el('br'), el('small', { class: 'muted' }, when(fact.created_at))),
+            el('td', { class: 'fact-source' }, sourceLabel(fact.source), ...provenance(fact)),
             el('td', {}, when(fact.last_used_at)),
             actions,
+          ),
+        );
+      }
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  function sourceLabel(source) {
+    return el('span', { class: SOURCES.includes(source) ? 'label ' + source : 'label', 'data-source': source }, source);
+  }
+
+  // Where a memory came from besides its source: the event, the teller, the memory.
+  function provenance(fact) {
+    const parts = [];
+    if (fact.event_id !== null && fact.event_id !== undefined) parts.push('event #' + fact.event_id);
+    if (fact.heard_from) parts.push('heard from ' + fact.heard_from);
+    if (fact.derived_from !== null && fact.derived_from !== undefined) parts.push('from memory #' + fact.derived_from);
+    return parts.map((part) => el('span', { class: 'provenance' }, part));
+  }
+
+  // What the character would know in a turn of this player with these flags, and why.
+  // Only the latest answer is shown.
+  let knowledgeAsked = 0;
+  async function loadKnowledge(event) {
+    if (event) event.preventDefault();
+    const pair = state.pair;
+    if (!pair) return;
+    const asked = ++knowledgeAsked;
+    const flags = listOf($('knowledge-flags').value);
+    try {
+      const data = await api(
+        'GET',
+        '/characters/' + enc(pair.character) + '/knowledge' + query({ player_id: pair.player, flags: flags.join(',') }),
+      );
+      if (asked !== knowledgeAsked || state.pair !== pair) return;
+      const lore = clear($('knowledge-lore'));
+      $('no-knowledge-lore').hidden = data.lore.length > 0;
+      for (const entry of data.lore) {
+        lore.append(
+          el(
+            'li',
+            { 'data-lore': entry.id },
+            el('strong', {}, entry.id),
+            el('p', { class: 'entry-text' }, entry.text),
+            el('span', { class: 'why' }, entry.reason),
+          ),
+        );
+      }
+      const memories = clear($('knowledge-memories'));
+      $('no-knowledge-memories').hidden = data.memories.length > 0;
+      for (const memory of data.memories) {
+        memories.append(
+          el(
+            'li',
+            { 'data-memory': memory.id },
+            el('p', { class: 'entry-text' }, memory.text),
+            sourceLabel(memory.source),
+            ' · ' + memory.importance + ' / 10',
+            el('span', { class: 'why' }, memory.reason),
           ),
         );
       }
@@ -793,6 +884,200 @@
       }
       await inspect();
       notify('Erased player ' + player + '.', true);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  // ---- World: lore and events -------------------------------------------------------
+
+  function refreshWorld() {
+    if (!$('event-client-id').value) $('event-client-id').value = freshId('studio-event-');
+    syncLoreScope();
+    return Promise.all([loadLore(), loadEvents(null)]);
+  }
+
+  // A world entry has no scope id; the others need one.
+  function syncLoreScope() {
+    const world = $('lore-scope').value === 'world';
+    $('lore-scope-id').disabled = world;
+    $('lore-scope-id').required = !world;
+    if (world) $('lore-scope-id').value = '';
+  }
+
+  function scopeText(entry) {
+    return entry.scope_id ? entry.scope + ': ' + entry.scope_id : entry.scope;
+  }
+
+  let loreAsked = 0;
+  async function loadLore(event) {
+    if (event) event.preventDefault();
+    const asked = ++loreAsked;
+    const filter = {
+      scope: $('lore-filter-scope').value,
+      scope_id: $('lore-filter-scope-id').value.trim(),
+      tags: listOf($('lore-filter-tags').value).join(','),
+    };
+    try {
+      const data = await api('GET', '/lore' + query(filter));
+      if (asked !== loreAsked) return;
+      const list = clear($('lore-list'));
+      $('no-lore').hidden = data.lore.length > 0;
+      for (const entry of data.lore) list.append(loreNode(entry));
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  function loreNode(entry) {
+    const actions = el('span', { class: 'entry-actions' });
+    if (canWrite()) {
+      actions.append(
+        el('button', { type: 'button', class: 'quiet small', 'aria-label': 'Edit lore: ' + entry.id, onclick: () => editLore(entry) }, 'Edit'),
+        el('button', { type: 'button', class: 'quiet small', 'aria-label': 'Delete lore: ' + entry.id, onclick: () => deleteLore(entry) }, 'Delete'),
+      );
+    }
+    const meta = [
+      'tags: ' + names(entry.tags),
+      'requires flags: ' + names(entry.requires_flags),
+      'updated ' + when(entry.updated_at),
+    ];
+    return el(
+      'li',
+      { 'data-lore': entry.id },
+      el('div', { class: 'row' }, el('span', {}, el('strong', {}, entry.id), ' ', el('span', { class: 'label' }, scopeText(entry))), actions),
+      el('p', { class: 'entry-text' }, entry.text),
+      el('span', { class: 'entry-meta' }, meta.join(' · ')),
+    );
+  }
+
+  function editLore(entry) {
+    $('lore-id').value = entry.id;
+    $('lore-text').value = entry.text;
+    $('lore-scope').value = entry.scope;
+    syncLoreScope();
+    $('lore-scope-id').value = entry.scope_id || '';
+    $('lore-tags').value = entry.tags.join(', ');
+    $('lore-flags').value = entry.requires_flags.join(', ');
+    $('lore-text').focus();
+  }
+
+  function clearLore() {
+    $('lore-form').reset();
+    syncLoreScope();
+    $('lore-id').focus();
+  }
+
+  async function saveLore(event) {
+    event.preventDefault();
+    if (!canWrite()) return;
+    notify('');
+    const id = $('lore-id').value.trim();
+    const scope = $('lore-scope').value;
+    const body = {
+      text: $('lore-text').value,
+      scope,
+      scope_id: scope === 'world' ? null : $('lore-scope-id').value.trim() || null,
+      tags: listOf($('lore-tags').value),
+      requires_flags: listOf($('lore-flags').value),
+    };
+    try {
+      const saved = await api('PUT', '/lore/' + enc(id), body);
+      editLore(saved);
+      notify('Saved lore ' + saved.id + ' (' + scopeText(saved) + ').', true);
+      await loadLore();
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  async function deleteLore(entry) {
+    if (!canWrite()) return;
+    try {
+      await api('DELETE', '/lore/' + enc(entry.id));
+      notify('Deleted lore ' + entry.id + '.', true);
+      await loadLore();
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  // A page of events, newest first: the first page (`before` null) replaces the list,
+  // an older one is added below it.
+  let eventsAsked = 0;
+  async function loadEvents(before) {
+    const asked = ++eventsAsked;
+    if (!before) state.eventsPlayer = $('event-filter-player').value.trim();
+    const player = state.eventsPlayer;
+    try {
+      const page = await api('GET', '/events' + query({ player_id: player, limit: EVENTS_PAGE, before }));
+      if (asked !== eventsAsked) return;
+      const list = $('event-list');
+      if (!before) clear(list);
+      for (const item of page.events) list.append(eventNode(item));
+      $('no-events').hidden = list.childElementCount > 0;
+      state.eventsBefore = page.next_before;
+      $('older-events').hidden = !page.next_before;
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  function showEvents(event) {
+    event.preventDefault();
+    loadEvents(null);
+  }
+
+  function eventNode(item) {
+    const meta = [
+      'player: ' + (item.player_id || 'none in particular'),
+      'witnesses: ' + names(item.witnesses),
+      'factions: ' + names(item.factions),
+      'known by: ' + names(item.known_by),
+      when(item.created_at),
+    ];
+    return el(
+      'li',
+      { 'data-event': item.id },
+      el(
+        'div',
+        { class: 'row' },
+        el('span', {}, el('strong', {}, '#' + item.id), ' · ', el('span', { class: 'client-id' }, item.client_event_id)),
+        el('span', { class: 'label' }, 'importance ' + item.importance + ' / 10'),
+      ),
+      el('p', { class: 'entry-text' }, item.text),
+      el('span', { class: 'entry-meta' }, meta.join(' · ')),
+    );
+  }
+
+  async function postEvent(event) {
+    event.preventDefault();
+    if (!canWrite()) return;
+    notify('');
+    const importance = Number($('event-importance').value);
+    if (!Number.isInteger(importance) || importance < 1 || importance > 10) {
+      notify('Importance must be a whole number from 1 to 10.');
+      return;
+    }
+    const body = {
+      client_event_id: $('event-client-id').value.trim(),
+      text: $('event-text').value,
+      importance,
+      player_id: $('event-player').value.trim() || null,
+      witnesses: listOf($('event-witnesses').value),
+      factions: listOf($('event-factions').value),
+    };
+    try {
+      const answer = await send('POST', '/events', body);
+      const recorded = answer.body;
+      if (answer.status === 201) {
+        notify('Recorded event #' + recorded.id + ', known by ' + names(recorded.known_by) + '.', true);
+        $('event-client-id').value = freshId('studio-event-');
+        $('event-text').value = '';
+      } else {
+        notify('Event ' + recorded.client_event_id + ' was recorded before as #' + recorded.id + ': nothing changed.', true);
+      }
+      await loadEvents(null);
     } catch (error) {
       fail(error);
     }
@@ -1029,6 +1314,17 @@
     $('erase-start').addEventListener('click', startErase);
     $('erase-cancel').addEventListener('click', cancelErase);
     $('erase-form').addEventListener('submit', erase);
+    $('knowledge-form').addEventListener('submit', loadKnowledge);
+
+    $('lore-filter').addEventListener('submit', loadLore);
+    $('lore-form').addEventListener('submit', saveLore);
+    $('lore-scope').addEventListener('change', syncLoreScope);
+    $('lore-clear').addEventListener('click', clearLore);
+    $('event-filter').addEventListener('submit', showEvents);
+    $('event-form').addEventListener('submit', postEvent);
+    $('older-events').addEventListener('click', () => {
+      if (state.eventsBefore) loadEvents(state.eventsBefore);
+    });
 
     defaultRange();
     $('usage-form').addEventListener('submit', refreshUsage);
