@@ -1,5 +1,5 @@
 //! `/studio`: the web page for writers and operators (characters, a streaming
-//! playground, the memory inspector, usage and budgets). Plain HTML, CSS and JavaScript
+//! playground, the memory inspector, the world's lore and events, usage and budgets). Plain HTML, CSS and JavaScript
 //! built into the binary: nothing is fetched from elsewhere, and there is no build step.
 //! The page and its assets are open; the page asks for an API key and sends it on every
 //! API call it makes, so what it may show or change is what the key may.
