@@ -94,8 +94,15 @@ pub fn relevance(query: &HashSet<String>, fact_text: &str) -> f64 {
     if query.is_empty() {
         return 0.0;
     }
-    let fact = terms(fact_text);
-    query.intersection(&fact).count() as f64 / query.len() as f64
+    share(query, &terms(fact_text))
+}
+
+/// Share of the query's terms among an item's (its `terms`, computed once), 0 to 1.
+pub fn share(query: &HashSet<String>, item: &HashSet<String>) -> f64 {
+    if query.is_empty() {
+        return 0.0;
+    }
+    query.intersection(item).count() as f64 / query.len() as f64
 }
 
 /// 1 when just used or updated, halving every `RECENCY_HALF_LIFE_DAYS`.

@@ -82,6 +82,9 @@ pub struct LoreEntry {
     pub requires_flags: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The content words of the text and the tags, worked out once when the entry is
+    /// read: a turn weighs every known entry against its line.
+    pub terms: HashSet<String>,
 }
 
 impl LoreEntry {
@@ -138,8 +141,10 @@ impl TryFrom<LoreRow> for LoreEntry {
     type Error = anyhow::Error;
 
     fn try_from(row: LoreRow) -> anyhow::Result<Self> {
+        let tags = json_list("tags", &row.tags, &row.id)?;
         Ok(Self {
-            tags: json_list("tags", &row.tags, &row.id)?,
+            terms: retrieval::terms(&format!("{} {}", row.text, tags.join(" "))),
+            tags,
             requires_flags: json_list("requires_flags", &row.requires_flags, &row.id)?,
             scope: Scope::parse(&row.scope)
                 .map_err(|error| anyhow::anyhow!("stored scope of lore {:?}: {error}", row.id))?,
@@ -319,7 +324,7 @@ pub struct Knower<'a> {
 
 /// The entries `knower` may know, best first against `line` (by shared words with the
 /// text and tags; then the character's own lore, its faction's, the world's; then the
-/// newest), each with its score.
+/// newest).
 pub fn known<'e>(entries: &'e [LoreEntry], knower: Knower<'_>, line: &str) -> Vec<&'e LoreEntry> {
     let flags: HashSet<&str> = knower.flags.iter().map(String::as_str).collect();
     let words = retrieval::terms(line);
@@ -327,10 +332,7 @@ pub fn known<'e>(entries: &'e [LoreEntry], knower: Knower<'_>, line: &str) -> Ve
         .iter()
         .filter(|entry| entry.in_scope(knower.character_id, knower.factions))
         .filter(|entry| entry.unlocked(&flags))
-        .map(|entry| {
-            let about = format!("{} {}", entry.text, entry.tags.join(" "));
-            (entry, retrieval::relevance(&words, &about))
-        })
+        .map(|entry| (entry, retrieval::share(&words, &entry.terms)))
         .collect();
     known.sort_by(|(a, a_score), (b, b_score)| {
         b_score
@@ -363,4 +365,151 @@ pub fn for_prompt(entries: &[LoreEntry], knower: Knower<'_>, line: &str) -> Vec<
         chosen.push(entry.text.clone());
     }
     chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        id: &str,
+        text: &str,
+        scope: Scope,
+        scope_id: Option<&str>,
+        flags: &[&str],
+    ) -> LoreEntry {
+        let row = LoreRow {
+            id: id.into(),
+            text: text.into(),
+            scope: scope.as_str().into(),
+            scope_id: scope_id.map(str::to_owned),
+            tags: "[]".into(),
+            requires_flags: serde_json::to_string(flags).unwrap_or_default(),
+            created_at: crate::clock::now(),
+            updated_at: crate::clock::now(),
+        };
+        LoreEntry::try_from(row).expect("a valid row")
+    }
+
+    fn watchman<'a>(factions: &'a [Faction], flags: &'a [String]) -> Knower<'a> {
+        Knower {
+            character_id: "bram",
+            factions,
+            flags,
+        }
+    }
+
+    #[test]
+    fn only_entries_in_scope_with_every_flag_set_are_known() {
+        let watch = [Faction::parse("watch").unwrap()];
+        let entries = [
+            entry("world", "The realm is Esterra.", Scope::World, None, &[]),
+            entry(
+                "watch",
+                "The password is oakleaf.",
+                Scope::Faction,
+                Some("watch"),
+                &[],
+            ),
+            entry(
+                "thieves",
+                "The fence lives by the docks.",
+                Scope::Faction,
+                Some("thieves"),
+                &[],
+            ),
+            entry(
+                "bram",
+                "Bram owes money.",
+                Scope::Character,
+                Some("bram"),
+                &[],
+            ),
+            entry(
+                "mara",
+                "Mara owes money.",
+                Scope::Character,
+                Some("mara"),
+                &[],
+            ),
+            entry(
+                "spoiler",
+                "The king was poisoned.",
+                Scope::World,
+                None,
+                &["met_king", "vial"],
+            ),
+        ];
+        let ids = |flags: &[&str]| {
+            let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+            let mut ids: Vec<&str> = known(&entries, watchman(&watch, &flags), "")
+                .into_iter()
+                .map(|entry| entry.id.as_str())
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(ids(&[]), ["bram", "watch", "world"]);
+        assert_eq!(ids(&["met_king"]), ["bram", "watch", "world"]);
+        assert_eq!(
+            ids(&["vial", "met_king"]),
+            ["bram", "spoiler", "watch", "world"]
+        );
+        let nobody = known(&entries, watchman(&[], &[]), "");
+        assert_eq!(nobody.len(), 2, "world lore and Bram's own");
+    }
+
+    #[test]
+    fn the_line_ranks_entries_then_the_characters_own_before_the_world() {
+        let entries = [
+            entry("realm", "The realm is Esterra.", Scope::World, None, &[]),
+            entry(
+                "bridge",
+                "The bridge at Fenford is down.",
+                Scope::World,
+                None,
+                &[],
+            ),
+            entry(
+                "debt",
+                "Bram owes the guild money.",
+                Scope::Character,
+                Some("bram"),
+                &[],
+            ),
+        ];
+        let order = |line: &str| -> Vec<String> {
+            known(&entries, watchman(&[], &[]), line)
+                .into_iter()
+                .map(|entry| entry.id.clone())
+                .collect()
+        };
+        assert_eq!(order("Is the bridge still down?")[0], "bridge");
+        // Nothing shared with the line: the character's own lore first.
+        assert_eq!(order("Good morning")[0], "debt");
+    }
+
+    #[test]
+    fn a_prompt_carries_at_most_three_entries_within_the_budget() {
+        let long = "word ".repeat(LORE_PROMPT_CHARS);
+        let entries: Vec<LoreEntry> = (0..5)
+            .map(|i| {
+                entry(
+                    &format!("e{i}"),
+                    &format!("Entry {i}."),
+                    Scope::World,
+                    None,
+                    &[],
+                )
+            })
+            .chain([entry("long", &long, Scope::World, None, &[])])
+            .collect();
+        let chosen = for_prompt(&entries[..5], watchman(&[], &[]), "");
+        assert_eq!(chosen.len(), LORE_IN_PROMPT);
+        // The best entry alone over the budget is clipped to it.
+        let clipped = for_prompt(&entries[5..], watchman(&[], &[]), "");
+        assert_eq!(clipped.len(), 1);
+        assert_eq!(clipped[0].chars().count(), LORE_PROMPT_CHARS + 1);
+        assert!(clipped[0].ends_with('…'));
+    }
 }
