@@ -80,6 +80,43 @@ impl Turns {
         Ok(())
     }
 
+    /// World lore entry `i`, about 400 characters; every other one requires a flag that
+    /// no turn sends.
+    pub async fn put_lore(&self, i: usize) -> anyhow::Result<()> {
+        const PLACES: [&str; 8] = [
+            "Fenford",
+            "the Crooked Stag",
+            "Esterra",
+            "the old mill",
+            "the harbour",
+            "the north road",
+            "Tobin's market",
+            "the chapel",
+        ];
+        let place = PLACES[i % PLACES.len()];
+        let text = format!(
+            "Entry {i} of the chronicle: at {place} the townsfolk tell of a winter when the \
+             river froze solid and the ferry sat idle for forty days, of travellers who paid \
+             in salt instead of silver, and of a lantern that burned in the tower every night \
+             without oil. The innkeepers repeat it to every guest who stays past midnight, and \
+             each adds a detail of their own, so no two tellings agree on the year."
+        );
+        let requires: &[&str] = if i.is_multiple_of(2) { &[] } else { &["never_set"] };
+        let stored = self
+            .client
+            .put(format!("{}/lore/bench-{i}", self.base_url))
+            .json(&json!({"text": text, "scope": "world", "tags": ["chronicle", place.replace(' ', "_")],
+                          "requires_flags": requires}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            stored.status().is_success(),
+            "writing lore entry {i}: {}",
+            stored.status()
+        );
+        Ok(())
+    }
+
     fn body(player: &str, k: u64) -> String {
         json!({
             "player_id": player,

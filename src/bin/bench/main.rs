@@ -89,6 +89,8 @@ enum Part {
     History,
     /// Turn latency with 10, 100 and 1,000 facts stored.
     Facts,
+    /// Turn latency with 0, 100 and 1,000 lore entries.
+    Lore,
     /// The memory benchmark (not part of `all`): recall, memory tokens, search latency,
     /// duplicates and contradictions; lexical, mock embeddings, local model.
     Memory,
@@ -102,6 +104,7 @@ impl Part {
             streaming: all || self == Self::Streaming,
             history: all || self == Self::History,
             facts: all || self == Self::Facts,
+            lore: all || self == Self::Lore,
             statements: all || self == Self::Statements,
             saturation: all || self == Self::Saturation,
             rss: all || self == Self::Rss,
@@ -118,6 +121,7 @@ impl Part {
             Self::Rss => "rss",
             Self::History => "history",
             Self::Facts => "facts",
+            Self::Lore => "lore",
             Self::Memory => "memory",
         }
     }

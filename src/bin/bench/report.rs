@@ -5,7 +5,7 @@
 use crate::load::median;
 use crate::runs::{
     CONCURRENCIES, COUNTED_TURNS, FACT_TURNS, Results, SATURATION_CONCURRENCY, SLOW_PROVIDER,
-    SOAK_CONVERSATIONS, STREAM_CONCURRENCY, Stats,
+    SOAK_CONVERSATIONS, STREAM_CONCURRENCY, ScaleRow, Stats,
 };
 use crate::service::CpuPerTurn;
 use std::{fmt::Write as _, time::Duration};
@@ -101,7 +101,7 @@ fn render_into(out: &mut String, r: &Results, info: &RunInfo) -> std::fmt::Resul
         out,
         "Source: `src/bin/bench/`, a second binary of the crate (`npc-dialogue` is built and \
          run as it ships). `bench -- latency | streaming | saturation | statements | rss | \
-         history | facts` runs one part and prints it without writing this file.\n"
+         history | facts | lore` runs one part and prints it without writing this file.\n"
     )?;
     let commit = info
         .commit
@@ -148,6 +148,7 @@ fn render_into(out: &mut String, r: &Results, info: &RunInfo) -> std::fmt::Resul
     rss(out, r)?;
     history(out, r)?;
     facts(out, r)?;
+    lore(out, r)?;
     if !r.failures.is_empty() {
         writeln!(out, "### Failures\n")?;
         for failure in &r.failures {
@@ -636,29 +637,61 @@ fn history(out: &mut String, r: &Results) -> std::fmt::Result {
 }
 
 fn facts(out: &mut String, r: &Results) -> std::fmt::Result {
-    if r.facts.is_empty() {
+    scale(
+        out,
+        "### Fact retrieval\n",
+        &format!(
+            "N facts inserted straight into `memory_facts` for one (player, character), as \
+             `benches/memory.rs` does; then {FACT_TURNS} turns in a row (after 5 unmeasured) on \
+             one conversation of that player, 0 ms provider.\n"
+        ),
+        "facts",
+        &r.facts,
+    )
+}
+
+fn lore(out: &mut String, r: &Results) -> std::fmt::Result {
+    scale(
+        out,
+        "### Lore\n",
+        &format!(
+            "N world lore entries of about 400 characters written through `PUT /lore` (every \
+             other one requires a flag the turns never send, so half are known); then \
+             {FACT_TURNS} turns in a row (after 5 unmeasured, the first of which reads the \
+             lore) on a conversation of its own, 0 ms provider. Each turn weighs every known \
+             entry against its line and carries the best 3 (at most 2,400 characters).\n"
+        ),
+        "lore entries",
+        &r.lore,
+    )
+}
+
+/// Turn latency against how much is stored: one row per size, against the first.
+fn scale(
+    out: &mut String,
+    heading: &str,
+    intro: &str,
+    what: &str,
+    rows: &[ScaleRow],
+) -> std::fmt::Result {
+    let Some(first) = rows.first() else {
         return Ok(());
-    }
-    writeln!(out, "### Fact retrieval\n")?;
+    };
+    writeln!(out, "{heading}")?;
+    writeln!(out, "{intro}")?;
     writeln!(
         out,
-        "N facts inserted straight into `memory_facts` for one (player, character), as \
-         `benches/memory.rs` does; then {FACT_TURNS} turns in a row (after 5 unmeasured) on \
-         one conversation of that player, 0 ms provider.\n"
+        "| {what} | turn p50 ms | turn p99 ms | p50 vs {} |\n|---|---|---|---|",
+        first.count
     )?;
-    writeln!(
-        out,
-        "| facts | turn p50 ms | turn p99 ms | p50 vs 10 facts |\n|---|---|---|---|"
-    )?;
-    let base = r.facts.first().map_or(f64::NAN, |row| row.stats.p50);
-    for row in &r.facts {
+    for row in rows {
         writeln!(
             out,
             "| {} | {:.2} | {:.2} | ×{:.2} |",
-            row.facts,
+            row.count,
             row.stats.p50,
             row.stats.p99,
-            row.stats.p50 / base
+            row.stats.p50 / first.stats.p50
         )?;
     }
     writeln!(out)

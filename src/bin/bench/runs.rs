@@ -39,6 +39,8 @@ pub const HISTORY_MARKS: [u64; 3] = [10, 100, 500];
 pub const HISTORY_WINDOW: u64 = 5;
 pub const FACT_COUNTS: [usize; 3] = [10, 100, 1_000];
 pub const FACT_TURNS: u64 = 60;
+/// Lore entries stored for the lore run (half of them gated by a flag no turn sends).
+pub const LORE_COUNTS: [usize; 3] = [0, 100, 1_000];
 /// The memory run's conversations (64 × 160 = 10,240: each worker its own 160).
 pub const SOAK_CONVERSATIONS: usize = 10_240;
 pub const SOAK_FIRST_MARK: u64 = 10_000;
@@ -113,9 +115,10 @@ struct MarkSamples {
     prompts: Vec<(u32, usize)>,
 }
 
+/// Turn latency with `count` things stored (facts, lore entries).
 #[derive(Debug, Clone)]
-pub struct FactsRow {
-    pub facts: usize,
+pub struct ScaleRow {
+    pub count: usize,
     pub stats: Stats,
 }
 
@@ -153,7 +156,8 @@ pub struct Results {
     pub jobs_pending: Option<i64>,
     pub streaming: Vec<StreamRound>,
     pub history: Vec<HistoryMark>,
-    pub facts: Vec<FactsRow>,
+    pub facts: Vec<ScaleRow>,
+    pub lore: Vec<ScaleRow>,
     pub statements: Option<Statements>,
     pub saturation: Vec<SaturationRound>,
     pub rss: Vec<RssPoint>,
@@ -196,6 +200,7 @@ pub struct Parts {
     pub streaming: bool,
     pub history: bool,
     pub facts: bool,
+    pub lore: bool,
     pub statements: bool,
     pub saturation: bool,
     pub rss: bool,
@@ -213,7 +218,7 @@ impl Bench {
     }
 
     pub async fn run(&self, parts: Parts, results: &mut Results) -> anyhow::Result<()> {
-        if parts.latency || parts.streaming || parts.history || parts.facts {
+        if parts.latency || parts.streaming || parts.history || parts.facts || parts.lore {
             let service = Service::start(&self.binary, &self.settings(None, false), &self.client)
                 .await
                 .context("starting the service (background work on)")?;
@@ -234,6 +239,10 @@ impl Bench {
             if parts.facts {
                 eprintln!("facts: turns with 10, 100, 1,000 facts");
                 self.facts(&turns, results).await?;
+            }
+            if parts.lore {
+                eprintln!("lore: turns with 0, 100, 1,000 lore entries");
+                self.lore(&turns, results).await?;
             }
             service.stop().await?;
         }
@@ -517,8 +526,52 @@ impl Bench {
             )
             .await;
             results.note_failures(&format!("turns with {count} facts"), &samples);
-            results.facts.push(FactsRow {
-                facts: count,
+            results.facts.push(ScaleRow {
+                count,
+                stats: Stats::from(&samples),
+            });
+        }
+        Ok(())
+    }
+
+    /// Turn latency with 0, 100 and 1,000 world lore entries written through the API
+    /// (every other one requires a flag the turns never send), each run on a
+    /// conversation of its own after 5 unmeasured turns (the first reads the lore).
+    async fn lore(&self, turns: &Turns, results: &mut Results) -> anyhow::Result<()> {
+        self.mock.set_latency(Duration::ZERO);
+        let mut written = 0;
+        for count in LORE_COUNTS {
+            while written < count {
+                turns.put_lore(written).await?;
+                written += 1;
+            }
+            let conversations = Conversations {
+                prefix: match count {
+                    0 => "lore0",
+                    100 => "lore100",
+                    _ => "lore1000",
+                },
+                count: 1,
+            };
+            for k in 0..5 {
+                turns
+                    .turn(&conversations.id(0), &conversations.player(0), k)
+                    .await;
+            }
+            let samples = turn_load(
+                turns,
+                conversations,
+                1,
+                Until::Count {
+                    total: FACT_TURNS,
+                    deadline: Instant::now() + Duration::from_secs(60),
+                },
+                5,
+            )
+            .await;
+            results.note_failures(&format!("turns with {count} lore entries"), &samples);
+            results.lore.push(ScaleRow {
+                count,
                 stats: Stats::from(&samples),
             });
         }
