@@ -437,6 +437,31 @@ async fn a_resent_event_changes_nothing_and_another_event_under_its_id_conflicts
     }
 }
 
+#[tokio::test]
+async fn the_same_event_sent_five_times_at_once_is_recorded_once() {
+    let app = TestApp::spawn().await;
+    the_town(&app).await;
+    let mut fire = the_fire("ev-race");
+    fire["factions"] = json!(["watch"]);
+    let sends = (0..5).map(|_| post_event(&app, fire.clone()));
+    let mut statuses: Vec<u16> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|response| response.status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 200, 201]);
+    for character in ["bram", "aldo", "carla"] {
+        assert_eq!(
+            memories(&app, "p-1", character).await.len(),
+            1,
+            "{character}"
+        );
+    }
+    let (_, listed) = app.get_json("/events").await;
+    assert_eq!(listed["events"].as_array().unwrap().len(), 1);
+}
+
 async fn memory_rows(app: &TestApp, player: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM memory_facts WHERE player_id = ?")
         .bind(player)

@@ -101,7 +101,11 @@ impl Turns {
              without oil. The innkeepers repeat it to every guest who stays past midnight, and \
              each adds a detail of their own, so no two tellings agree on the year."
         );
-        let requires: &[&str] = if i.is_multiple_of(2) { &[] } else { &["never_set"] };
+        let requires: &[&str] = if i.is_multiple_of(2) {
+            &[]
+        } else {
+            &["never_set"]
+        };
         let stored = self
             .client
             .put(format!("{}/lore/bench-{i}", self.base_url))
