@@ -78,6 +78,32 @@ async fn during_a_database_outage_a_turn_answers_a_json_503_within_two_seconds()
             "attempt {attempt} answered after {answered:?}"
         );
     }
+    // The world's routes too: a 503, never a 500.
+    let writes = [
+        (
+            Method::PUT,
+            "/lore/news",
+            json!({"text": "The bridge is down.", "scope": "world"}),
+        ),
+        (
+            Method::POST,
+            "/events",
+            json!({"client_event_id": "e-1", "text": "A fire.", "importance": 8,
+                   "player_id": "p", "witnesses": ["innkeeper_mara"]}),
+        ),
+    ];
+    for (method, path, body) in writes {
+        let response = app.request(method, path).json(&body).send().await.unwrap();
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into()),
+            "{path}"
+        );
+    }
+    for path in ["/lore", "/events", "/characters/innkeeper_mara/knowledge"] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+    }
     let started = Instant::now();
     assert_eq!(
         app.get_json("/readyz").await.0,

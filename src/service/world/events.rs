@@ -174,7 +174,7 @@ async fn try_record(services: &Services, parsed: &Parsed, hash: &str) -> Service
     if let Some(found) = events::by_client_id(&services.pool, id).await? {
         return earlier(found, hash);
     }
-    let mut tx = services.pool.begin().await.context("starting an event")?;
+    let mut tx = services.pool.begin().await?;
     let existing = characters::existing(&mut *tx, &parsed.witnesses).await?;
     if let Some(unknown) = parsed
         .witnesses
@@ -240,7 +240,7 @@ async fn try_record(services: &Services, parsed: &Parsed, hash: &str) -> Service
         };
         facts::insert(&mut tx, &memory, now).await?;
     }
-    tx.commit().await.context("committing an event")?;
+    tx.commit().await?;
     tracing::info!(event_id, known_by = known_by.len(), "game event recorded");
     Ok(Recorded::New(Event {
         id: event_id,

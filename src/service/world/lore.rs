@@ -291,19 +291,21 @@ impl LoreCache {
     /// The lore as of `revision` (what a turn read with its character) or later: the copy
     /// held when it is that recent, else all of it read again (one statement). Revision 0
     /// is no lore ever written.
-    pub async fn at(&self, pool: &MySqlPool, revision: u64) -> anyhow::Result<Arc<LoreSnapshot>> {
+    pub async fn at(&self, pool: &MySqlPool, revision: u64) -> ServiceResult<Arc<LoreSnapshot>> {
         let held = self.held();
         if held.revision >= revision {
             return Ok(held);
         }
-        let (read_at, rows) = store::all(pool).await.context("reading the lore")?;
+        // A database error stays one (503 when the database is away), not a 500.
+        let (read_at, rows) = store::all(pool).await?;
         let snapshot = Arc::new(LoreSnapshot {
             // No entry: the revision read with the character is recent enough.
             revision: read_at.unwrap_or(revision),
             entries: rows
                 .into_iter()
                 .map(LoreEntry::try_from)
-                .collect::<anyhow::Result<_>>()?,
+                .collect::<anyhow::Result<_>>()
+                .context("reading the lore")?,
         });
         if let Ok(mut held) = self.held.write()
             && held.revision < snapshot.revision
