@@ -142,16 +142,19 @@ pub fn worded(fact: &FactRow) -> String {
     }
 }
 
-/// "The player…" → "the player…", for a sentence that goes on after "said that"; a word
-/// in capitals throughout ("I", "NPC") or a name is left as it is only when its second
-/// letter is a capital too, which is the best a rule can do without a grammar.
+/// "The player…" → "the player…", for a sentence that goes on after "said that": only a
+/// first word that is never a name loses its capital, so "Mara owes…" and "I saw…" keep
+/// theirs.
 fn lowercase_start(text: &str) -> String {
-    let mut chars = text.chars();
-    match (chars.next(), text.chars().nth(1)) {
-        (Some(first), Some(second)) if first.is_uppercase() && second.is_lowercase() => {
-            first.to_lowercase().chain(chars).collect()
-        }
-        _ => text.to_owned(),
+    const COMMON: [&str; 22] = [
+        "The", "A", "An", "This", "That", "These", "Those", "Someone", "Somebody", "Everyone",
+        "It", "There", "He", "She", "They", "We", "You", "My", "His", "Her", "Their", "Our",
+    ];
+    let first = text.split(' ').next().unwrap_or_default();
+    if COMMON.contains(&first) {
+        first.to_lowercase() + &text[first.len()..]
+    } else {
+        text.to_owned()
     }
 }
 
@@ -342,6 +345,9 @@ mod tests {
         let said = memory(MemorySource::Conversation, "Has a cat", None);
         assert_eq!(worded(&said), "Has a cat");
         assert_eq!(lowercase_start("NPCs talk"), "NPCs talk");
+        assert_eq!(lowercase_start("Mara owes money"), "Mara owes money");
+        assert_eq!(lowercase_start("A fire broke out"), "a fire broke out");
+        assert_eq!(lowercase_start("Theodore left"), "Theodore left");
     }
 
     #[test]
