@@ -46,27 +46,14 @@ pub const ID_PATTERN: &str = concat!(
     "])?$"
 );
 
-/// A comma-separated list of names as ids are (flags, tags), empty for none: no item is
-/// empty, holds a comma, or is longer than 64 characters (`domain::ids`).
-pub const NAME_LIST_PATTERN: &str = concat!(
-    "^(?:[^,",
-    controls!(),
-    whitespace!(),
-    "](?:[^,",
-    controls!(),
-    "]{0,62}[^,",
-    controls!(),
-    whitespace!(),
-    "])?(?:,[^,",
-    controls!(),
-    whitespace!(),
-    "](?:[^,",
-    controls!(),
-    "]{0,62}[^,",
-    controls!(),
-    whitespace!(),
-    "])?)*)?$"
-);
+/// A comma-separated list of at most `max` names as ids are (flags, tags), empty for
+/// none: no item is empty, holds a comma, or is longer than 64 characters (`domain::ids`).
+pub fn name_list_pattern(max: usize) -> String {
+    let edge = concat!("[^,", controls!(), whitespace!(), "]");
+    let inner = concat!("[^,", controls!(), "]");
+    let item = format!("{edge}(?:{inner}{{0,62}}{edge})?");
+    format!("^(?:{item}(?:,{item}){{0,{}}})?$", max.saturating_sub(1))
+}
 
 /// A comma-separated list in a query string, as a list (empty for none).
 pub fn comma_list(raw: Option<&str>) -> Vec<String> {

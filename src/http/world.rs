@@ -176,18 +176,27 @@ pub struct LoreQuery {
     #[param(value_type = Option<GameId>)]
     pub scope_id: Option<String>,
     /// Only entries carrying every one of these tags, comma-separated.
-    #[param(schema_with = name_list_schema)]
+    #[param(schema_with = tags_filter_schema)]
     pub tags: Option<String>,
 }
 
-fn name_list_schema() -> Object {
+/// A comma-separated list of at most `max` names in a query string.
+fn name_list(max: usize, what: &str) -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .description(Some(
-            "Comma-separated names, each as ids are (1–64 characters, no control characters, no whitespace at either end, no comma); empty for none.",
-        ))
-        .pattern(Some(wire::NAME_LIST_PATTERN))
+        .description(Some(format!(
+            "Comma-separated {what} (at most {max}), each as ids are (1–64 characters, no control characters, no whitespace at either end, no comma); empty for none."
+        )))
+        .pattern(Some(wire::name_list_pattern(max)))
         .build()
+}
+
+fn tags_filter_schema() -> Object {
+    name_list(MAX_TAGS, "tags")
+}
+
+fn flags_query_schema() -> Object {
+    name_list(lore::MAX_TURN_FLAGS, "game flags")
 }
 
 /// The lore, by id: all of it, or of one scope, scope id or set of tags.
@@ -389,7 +398,7 @@ pub struct KnowledgeQuery {
     #[param(value_type = Option<GameId>)]
     pub player_id: Option<String>,
     /// The game flags set, comma-separated, as a turn would send them.
-    #[param(schema_with = name_list_schema)]
+    #[param(schema_with = flags_query_schema)]
     pub flags: Option<String>,
 }
 
