@@ -50,7 +50,7 @@ pub(crate) async fn jobs_left(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-async fn memory_of(app: &TestApp, player: &str, character: &str) -> Vec<Value> {
+pub(crate) async fn memory_of(app: &TestApp, player: &str, character: &str) -> Vec<Value> {
     let (status, body) = app
         .get_json(&format!(
             "/memory?character_id={character}&player_id={player}"

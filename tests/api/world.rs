@@ -4,7 +4,7 @@
 
 use crate::{
     helpers::{TestApp, error_code},
-    memory::{eventually, extraction, jobs_left, with_quick_jobs},
+    memory::{eventually, extraction, jobs_left, memory_of as memories, with_quick_jobs},
     mock_provider::MockReply,
     replicas::Replica,
 };
@@ -62,16 +62,6 @@ async fn turn(app: &TestApp, conversation: &str, character: &str, flags: Value) 
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
-}
-
-async fn memories(app: &TestApp, player: &str, character: &str) -> Vec<Value> {
-    let (status, body) = app
-        .get_json(&format!(
-            "/memory?character_id={character}&player_id={player}"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["facts"].as_array().cloned().unwrap()
 }
 
 async fn knowledge(app: &TestApp, character: &str, query: &str) -> Value {

@@ -508,23 +508,7 @@ impl Bench {
                 count: 1,
             };
             database::insert_facts(&self.pool, &conversations.player(0), CHARACTER, count).await?;
-            // The first turns bind the conversation and warm the statement cache.
-            for k in 0..5 {
-                turns
-                    .turn(&conversations.id(0), &conversations.player(0), k)
-                    .await;
-            }
-            let samples = turn_load(
-                turns,
-                conversations,
-                1,
-                Until::Count {
-                    total: FACT_TURNS,
-                    deadline: Instant::now() + Duration::from_secs(60),
-                },
-                5,
-            )
-            .await;
+            let samples = turns_in_a_row(turns, conversations).await;
             results.note_failures(&format!("turns with {count} facts"), &samples);
             results.facts.push(ScaleRow {
                 count,
@@ -553,22 +537,7 @@ impl Bench {
                 },
                 count: 1,
             };
-            for k in 0..5 {
-                turns
-                    .turn(&conversations.id(0), &conversations.player(0), k)
-                    .await;
-            }
-            let samples = turn_load(
-                turns,
-                conversations,
-                1,
-                Until::Count {
-                    total: FACT_TURNS,
-                    deadline: Instant::now() + Duration::from_secs(60),
-                },
-                5,
-            )
-            .await;
+            let samples = turns_in_a_row(turns, conversations).await;
             results.note_failures(&format!("turns with {count} lore entries"), &samples);
             results.lore.push(ScaleRow {
                 count,
@@ -864,6 +833,28 @@ fn questions(counters: &Counters) -> i64 {
 /// `concurrency` taking conversations `w`, `w + concurrency`…; returns the turns
 /// answered. A turn refused here is a finding, not the end of the run: it goes to the
 /// report's failures.
+/// `FACT_TURNS` turns in a row on the one conversation of `conversations`, 0 ms
+/// provider, after 5 unmeasured ones (which bind the conversation, warm the statement
+/// cache and read what changed, lore included).
+async fn turns_in_a_row(turns: &Turns, conversations: Conversations) -> Samples {
+    for k in 0..5 {
+        turns
+            .turn(&conversations.id(0), &conversations.player(0), k)
+            .await;
+    }
+    turn_load(
+        turns,
+        conversations,
+        1,
+        Until::Count {
+            total: FACT_TURNS,
+            deadline: Instant::now() + Duration::from_secs(60),
+        },
+        5,
+    )
+    .await
+}
+
 async fn warm_up(
     turns: &Turns,
     conversations: Conversations,

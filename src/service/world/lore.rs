@@ -239,6 +239,11 @@ pub async fn delete(services: &Services, id: &LoreId) -> ServiceResult<()> {
     }
 }
 
+/// Rows as entries, in their order.
+fn entries(rows: Vec<LoreRow>) -> anyhow::Result<Vec<LoreEntry>> {
+    rows.into_iter().map(LoreEntry::try_from).collect()
+}
+
 /// The entries of a scope (and scope id), carrying every one of `tags`, by id.
 pub async fn list(
     services: &Services,
@@ -247,11 +252,7 @@ pub async fn list(
     tags: &[String],
 ) -> ServiceResult<Vec<LoreEntry>> {
     let rows = store::of_scope(&services.pool, scope.map(Scope::as_str), scope_id).await?;
-    let entries = rows
-        .into_iter()
-        .map(LoreEntry::try_from)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(entries
+    Ok(entries(rows)?
         .into_iter()
         .filter(|entry| tags.iter().all(|tag| entry.tags.contains(tag)))
         .collect())
@@ -260,10 +261,7 @@ pub async fn list(
 /// All lore as it is now, read afresh (not this replica's copy), by id.
 pub async fn current(services: &Services) -> ServiceResult<Vec<LoreEntry>> {
     let (_, rows) = store::all(&services.pool).await?;
-    Ok(rows
-        .into_iter()
-        .map(LoreEntry::try_from)
-        .collect::<anyhow::Result<_>>()?)
+    Ok(entries(rows)?)
 }
 
 /// All lore as of one revision.
@@ -301,11 +299,7 @@ impl LoreCache {
         let snapshot = Arc::new(LoreSnapshot {
             // No entry: the revision read with the character is recent enough.
             revision: read_at.unwrap_or(revision),
-            entries: rows
-                .into_iter()
-                .map(LoreEntry::try_from)
-                .collect::<anyhow::Result<_>>()
-                .context("reading the lore")?,
+            entries: entries(rows).context("reading the lore")?,
         });
         if let Ok(mut held) = self.held.write()
             && held.revision < snapshot.revision
