@@ -175,6 +175,25 @@ async fn a_budget_limit_in_exponent_form_is_a_number() {
             "{sent}"
         );
     }
+    // Read to the nearest double, as the document's reader reads it: the default
+    // float parser could land on 999999.0 exactly and let a limit past the maximum in.
+    for sent in [
+        r#"{"monthly_limit_usd": 999999.0000000001}"#,
+        r#"{"monthly_limit_usd": 999999.000001}"#,
+    ] {
+        let response = app
+            .request(Method::PUT, "/players/p-1/budget")
+            .header("content-type", "application/json")
+            .body(sent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::BAD_REQUEST, "validation_failed".into()),
+            "{sent}"
+        );
+    }
 }
 
 #[tokio::test]
