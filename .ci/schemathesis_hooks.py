@@ -193,8 +193,7 @@ def _fit_import(body: object) -> None:
 
 
 # POST /events: a client_event_id names one event (another under it is a conflict, 409),
-# so each case gets its own. PUT /lore: a `world` entry has no scope_id, the others need
-# one (`service::world`).
+# so each case gets its own.
 
 _event_ids = itertools.count()
 
@@ -205,15 +204,6 @@ def _fit_event(body: object) -> None:
     client_event_id = body.get("client_event_id")
     if isinstance(client_event_id, str) and client_event_id:
         body["client_event_id"] = f"{client_event_id[:40]}~{next(_event_ids)}"
-
-
-def _fit_lore(body: object) -> None:
-    if not isinstance(body, dict):
-        return
-    if body.get("scope") == "world":
-        body["scope_id"] = None
-    elif body.get("scope_id") is None:
-        body["scope_id"] = "schemathesis"
 
 
 def _positive_or_stateful(case) -> bool:
@@ -236,10 +226,6 @@ def map_case(context, case):
     if path == "/events" and case.method.upper() == "POST":
         if _positive_or_stateful(case):
             _fit_event(case.body)
-        return case
-    if path == "/lore/{lore_id}" and case.method.upper() == "PUT":
-        if _positive_or_stateful(case):
-            _fit_lore(case.body)
         return case
     if not _is_positive(case):
         return case

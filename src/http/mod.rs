@@ -138,8 +138,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge(api_routes())
         .merge(health_routes())
         .into_openapi();
-    responses::add_common_responses(&mut doc);
+    complete_document(&mut doc);
     doc
+}
+
+/// What the routes' own definitions cannot say: the responses every operation shares, and
+/// the rule between a lore entry's scope and its `scope_id`.
+fn complete_document(doc: &mut utoipa::openapi::OpenApi) {
+    responses::add_common_responses(doc);
+    world::document_scope_rule(doc);
 }
 
 async fn route_not_found() -> ApiError {
@@ -191,7 +198,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     let (health, health_doc) = health_routes().split_for_parts();
     let mut doc = api_doc;
     doc.merge(health_doc);
-    responses::add_common_responses(&mut doc);
+    complete_document(&mut doc);
 
     // Health probes stay outside the cap on requests in flight: an overloaded replica is
     // alive, and says whether its database answers.

@@ -26,7 +26,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{
-    Array, Object, ObjectBuilder,
+    AllOfBuilder, Array, Object, ObjectBuilder, OneOfBuilder, OpenApi, RefOr,
     schema::{SchemaType, Type},
 };
 
@@ -53,6 +53,45 @@ pub struct LoreInput {
     #[serde(default)]
     #[schema(schema_with = required_flags_schema)]
     pub requires_flags: Vec<String>,
+}
+
+/// The scope rule in the document: a `world` entry has no `scope_id`, a `faction` or
+/// `character` entry names one. Properties alone cannot say that one field depends on
+/// another, so `LoreInput` becomes its properties and one of the two shapes; a client or
+/// a fuzzer reading the document then knows what `put_lore` refuses.
+pub fn document_scope_rule(doc: &mut OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let Some(fields) = components.schemas.remove("LoreInput") else {
+        return;
+    };
+    let shape = |scopes: &[&str], scope_id: ObjectBuilder| {
+        ObjectBuilder::new()
+            .property(
+                "scope",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(scopes.iter().copied())),
+            )
+            .property("scope_id", scope_id)
+    };
+    let world = shape(&["world"], ObjectBuilder::new().schema_type(Type::Null));
+    let named = shape(
+        &["faction", "character"],
+        ObjectBuilder::new().schema_type(Type::String),
+    )
+    .required("scope_id");
+    let rule = OneOfBuilder::new()
+        .description(Some(
+            "A `world` entry has no `scope_id` (null or absent); a `faction` or `character` entry names one.",
+        ))
+        .item(world)
+        .item(named);
+    let input = AllOfBuilder::new().item(fields).item(rule);
+    components
+        .schemas
+        .insert("LoreInput".into(), RefOr::T(input.into()));
 }
 
 fn lore_text_schema() -> Object {

@@ -197,6 +197,55 @@ async fn a_budget_limit_in_exponent_form_is_a_number() {
 }
 
 #[tokio::test]
+async fn a_lore_entrys_scope_rule_is_in_the_document_and_refused() {
+    let app = TestApp::spawn().await;
+    let document = document(&app).await;
+    // A world entry has no scope_id; the other scopes name one. Stated as one of two shapes,
+    // so that a client filling scope_id from another entry knows a null is refused.
+    let shapes = &schema(&document, "LoreInput")["allOf"][1]["oneOf"];
+    assert_eq!(shapes[0]["properties"]["scope"]["enum"], json!(["world"]));
+    assert_eq!(shapes[0]["properties"]["scope_id"]["type"], "null");
+    assert_eq!(
+        shapes[1]["properties"]["scope"]["enum"],
+        json!(["faction", "character"])
+    );
+    assert_eq!(shapes[1]["properties"]["scope_id"]["type"], "string");
+    assert_eq!(shapes[1]["required"], json!(["scope_id"]));
+    let fields = &schema(&document, "LoreInput")["allOf"][0];
+    assert_eq!(fields["required"], json!(["text", "scope"]));
+    for (body, status) in [
+        (
+            json!({"text": "x", "scope": "character", "scope_id": null}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"text": "x", "scope": "faction"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"text": "x", "scope": "world", "scope_id": "mara"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"text": "x", "scope": "world", "scope_id": null}),
+            StatusCode::OK,
+        ),
+        (
+            json!({"text": "x", "scope": "character", "scope_id": "mara"}),
+            StatusCode::OK,
+        ),
+    ] {
+        let response = app
+            .request(Method::PUT, "/lore/l-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{body}");
+    }
+}
+
+#[tokio::test]
 async fn character_texts_are_not_blank_and_bounded_as_sent() {
     let app = TestApp::spawn().await;
     let document = document(&app).await;
