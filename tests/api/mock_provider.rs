@@ -443,7 +443,9 @@ async fn answer(reply: MockReply, request: &Value) -> Response {
 }
 
 fn endless(text: String, content_type: &str) -> Response {
-    let piece = axum::body::Bytes::from(text);
+    // Sent in pieces of about 16 KiB: a short text sent a frame at a time would make the
+    // client's byte caps a matter of how fast a loaded machine turns frames around.
+    let piece = axum::body::Bytes::from(text.repeat((16 * 1024 / text.len().max(1)).max(1)));
     let body = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(piece.clone()));
     Response::builder()
         .header("content-type", content_type)
