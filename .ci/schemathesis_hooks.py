@@ -166,9 +166,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def _import_time(raw: object) -> datetime | None:
     try:
         moment = datetime.fromisoformat(str(raw).replace("z", "Z").replace("Z", "+00:00"))
-        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
-    except (ValueError, OverflowError):
+    except ValueError:
         return None
+    if moment.tzinfo is None:
+        return None
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        # Its offset takes it past year 1 or 9999 in UTC: out of range whichever way.
+        return _EPOCH if moment.year < 1970 else datetime.now(timezone.utc)
 
 
 def _fit_import(body: object) -> None:
