@@ -16,7 +16,7 @@ pub use ids::{
 pub use message::{FallbackReason, MemorySource, Role, Source};
 pub use money::{MONEY_SCALE, Usd};
 pub use player_key::{PlayerKey, PlayerKeys};
-pub use text::MessageText;
+pub use text::{MessageText, bounded_text};
 
 /// Why a value from the outside was refused; becomes a 400 `validation_failed`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,6 +2,21 @@
 
 use super::ParseError;
 
+/// A writer's text (a name, a persona, lore, an event): not blank and at most `max`
+/// characters as sent (what the OpenAPI document says), then trimmed.
+pub fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, ParseError> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(ParseError(format!("{field} must not be empty")));
+    }
+    if raw.chars().count() > max {
+        return Err(ParseError(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageText(String);
 

@@ -2,7 +2,7 @@
 
 use super::{ServiceError, ServiceResult, Services, turn::fallback::FallbackLines};
 use crate::{
-    domain::{CharacterId, Faction, parse_names},
+    domain::{CharacterId, Faction, bounded_text, parse_names},
     store::characters::{self as store, CharacterRow},
 };
 use anyhow::Context;
@@ -39,21 +39,6 @@ pub struct Character {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Not blank and at most `max` characters as sent (what the OpenAPI document says), then
-/// trimmed.
-fn bounded(field: &str, raw: &str, max: usize) -> Result<String, ServiceError> {
-    let value = raw.trim();
-    if value.is_empty() {
-        return Err(ServiceError::Invalid(format!("{field} must not be empty")));
-    }
-    if raw.chars().count() > max {
-        return Err(ServiceError::Invalid(format!(
-            "{field} must be at most {max} characters"
-        )));
-    }
-    Ok(value.to_owned())
-}
-
 fn validate_lines(lines: &FallbackLines) -> Result<FallbackLines, ServiceError> {
     let tier = |name: &str, lines: &[String]| -> Result<Vec<String>, ServiceError> {
         if lines.len() > MAX_LINES_PER_TIER {
@@ -63,7 +48,10 @@ fn validate_lines(lines: &FallbackLines) -> Result<FallbackLines, ServiceError> 
         }
         lines
             .iter()
-            .map(|line| bounded(&format!("fallback_lines.{name}[]"), line, MAX_LINE_CHARS))
+            .map(|line| {
+                bounded_text(&format!("fallback_lines.{name}[]"), line, MAX_LINE_CHARS)
+                    .map_err(ServiceError::from)
+            })
             .collect()
     };
     Ok(FallbackLines {
@@ -109,12 +97,12 @@ pub async fn put(
     id: CharacterId,
     input: CharacterDraft,
 ) -> ServiceResult<Character> {
-    let name = bounded("name", &input.name, MAX_NAME_CHARS)?;
-    let persona = bounded("persona", &input.persona, MAX_PERSONA_CHARS)?;
+    let name = bounded_text("name", &input.name, MAX_NAME_CHARS)?;
+    let persona = bounded_text("persona", &input.persona, MAX_PERSONA_CHARS)?;
     let model = input
         .model
         .as_deref()
-        .map(|model| bounded("model", model, MAX_MODEL_CHARS))
+        .map(|model| bounded_text("model", model, MAX_MODEL_CHARS))
         .transpose()?;
     let fallback_lines = input
         .fallback_lines

@@ -227,6 +227,15 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The status of a `DELETE` of `path`.
+    pub async fn delete(&self, path: &str) -> StatusCode {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("DELETE")
+            .status()
+    }
+
     /// Every stored message of a conversation, straight from the database.
     pub async fn stored_messages(
         &self,

@@ -127,12 +127,7 @@ async fn lore_gated_by_flags_reaches_the_prompt_only_once_every_flag_is_sent() {
     );
 
     // Deleted, it is gone from the next prompt (every replica sees the new revision).
-    let response = app
-        .request(Method::DELETE, "/lore/regicide")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.delete("/lore/regicide").await, StatusCode::NO_CONTENT);
     turn(
         &app,
         "c-1",
@@ -166,12 +161,7 @@ async fn every_replica_follows_the_lore_as_it_changes() {
         let prompt = last_system_prompt(&app);
         assert!(prompt.contains(text), "{prompt}");
     }
-    let response = app
-        .request(Method::DELETE, "/lore/fenford")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.delete("/lore/fenford").await, StatusCode::NO_CONTENT);
     let response = replica.post_turn(&app, "c-1", ask("the bridge?")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(!last_system_prompt(&app).contains("Fenford"));
@@ -478,12 +468,10 @@ async fn forgetting_a_memory_forgets_what_was_heard_of_it_and_erasure_forgets_al
     let first_hand = memories(&app, "p-1", "bram").await[0]["id"]
         .as_u64()
         .unwrap();
-    let response = app
-        .request(Method::DELETE, &format!("/memory/{first_hand}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/memory/{first_hand}")).await,
+        StatusCode::NO_CONTENT
+    );
     for character in ["bram", "aldo", "carla", "dora"] {
         assert!(
             memories(&app, "p-1", character).await.is_empty(),
@@ -504,12 +492,7 @@ async fn forgetting_a_memory_forgets_what_was_heard_of_it_and_erasure_forgets_al
     })
     .await;
     assert!(memory_rows(&app, "p-1").await >= 3);
-    let response = app
-        .request(Method::DELETE, "/players/p-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.delete("/players/p-1").await, StatusCode::NO_CONTENT);
     assert_eq!(memory_rows(&app, "p-1").await, 0);
     let (_, listed) = app.get_json("/events?player_id=p-1").await;
     assert_eq!(listed["events"], json!([]));

@@ -7,7 +7,9 @@
 
 use super::gossip;
 use crate::{
-    domain::{CharacterId, ClientEventId, Faction, MemorySource, PlayerId, parse_names},
+    domain::{
+        CharacterId, ClientEventId, Faction, MemorySource, PlayerId, bounded_text, parse_names,
+    },
     service::{ServiceError, ServiceResult, Services, memory::facts::text_hash},
     store::{
         self, characters,
@@ -110,15 +112,7 @@ impl Parsed {
 
 fn parse(draft: EventDraft) -> ServiceResult<Parsed> {
     let client_event_id = ClientEventId::parse(&draft.client_event_id)?;
-    let text = draft.text.trim();
-    if text.is_empty() {
-        return Err(ServiceError::Invalid("text must not be empty".into()));
-    }
-    if draft.text.chars().count() > MAX_EVENT_CHARS {
-        return Err(ServiceError::Invalid(format!(
-            "text must be at most {MAX_EVENT_CHARS} characters"
-        )));
-    }
+    let text = bounded_text("text", &draft.text, MAX_EVENT_CHARS)?;
     if !(1..=10).contains(&draft.importance) {
         return Err(ServiceError::Invalid(
             "importance must be from 1 to 10".into(),
@@ -138,7 +132,7 @@ fn parse(draft: EventDraft) -> ServiceResult<Parsed> {
     )?;
     Ok(Parsed {
         client_event_id,
-        text: text.to_owned(),
+        text,
         importance: draft.importance as u8,
         player_id: draft
             .player_id

@@ -80,6 +80,8 @@ async fn spread_one(services: &Services, id: u64, player_id: &str) -> sqlx::Resu
     if player_id != NO_PLAYER {
         players::lock_existing(&mut tx, player_id).await?;
     }
+    // Locked, then read: the read joins the teller's character row, which a locking read
+    // would lock too (MariaDB has no `FOR UPDATE OF`), holding up edits of that character.
     if !facts::lock_due(&mut tx, id).await? {
         return Ok(None);
     }

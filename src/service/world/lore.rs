@@ -10,7 +10,7 @@
 //! a turn costs no statement more.
 
 use crate::{
-    domain::{Faction, Flag, LoreId, ParseError, ScopeId, Tag, parse_names},
+    domain::{Faction, Flag, LoreId, ParseError, ScopeId, Tag, bounded_text, parse_names},
     service::{ServiceError, ServiceResult, Services, memory::retrieval},
     store::lore::{self as store, LoreRow},
 };
@@ -164,15 +164,7 @@ pub fn parse_flags(raw: &[String]) -> Result<Vec<String>, ParseError> {
 }
 
 fn validate(id: &LoreId, draft: LoreDraft, now: DateTime<Utc>) -> ServiceResult<LoreRow> {
-    let text = draft.text.trim();
-    if text.is_empty() {
-        return Err(ServiceError::Invalid("text must not be empty".into()));
-    }
-    if draft.text.chars().count() > MAX_LORE_CHARS {
-        return Err(ServiceError::Invalid(format!(
-            "text must be at most {MAX_LORE_CHARS} characters"
-        )));
-    }
+    let text = bounded_text("text", &draft.text, MAX_LORE_CHARS)?;
     let scope = Scope::parse(&draft.scope)?;
     let scope_id = match (scope, draft.scope_id) {
         (Scope::World, None) => None,
@@ -204,7 +196,7 @@ fn validate(id: &LoreId, draft: LoreDraft, now: DateTime<Utc>) -> ServiceResult<
     .collect();
     Ok(LoreRow {
         id: id.as_str().to_owned(),
-        text: text.to_owned(),
+        text,
         scope: scope.as_str().to_owned(),
         scope_id,
         tags: serde_json::to_string(&tags).context("encoding tags")?,
