@@ -34,10 +34,14 @@ fn present<'de, D: serde::Deserializer<'de>>(
 /// The number as a plain decimal. serde_json writes very small or large numbers in
 /// exponent form (`2.5e-7`), which is a number to JSON and to the document but not to the
 /// limit's decimal parser; six places are all a limit keeps, and past them the value is
-/// out of range anyway.
+/// out of range anyway. A negative stays at least one seventh place below zero, so that
+/// rounding never carries it over to a zero the range check would let through.
 fn plain_decimal(number: &serde_json::Number) -> String {
     let text = number.to_string();
     match number.as_f64() {
+        Some(value) if text.contains(['e', 'E']) && value < 0.0 => {
+            format!("{:.7}", value.min(-1e-7))
+        }
         Some(value) if text.contains(['e', 'E']) => format!("{value:.7}"),
         _ => text,
     }

@@ -145,6 +145,16 @@ async fn an_affinity_written_as_a_whole_float_is_an_integer() {
     assert_eq!(affinity, 90);
 }
 
+/// `PUT /players/p-1/budget` with `body` as written, digits and all.
+async fn put_budget(app: &TestApp, body: &'static str) -> reqwest::Response {
+    app.request(Method::PUT, "/players/p-1/budget")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_budget_limit_in_exponent_form_is_a_number() {
     let app = TestApp::spawn().await;
@@ -160,13 +170,7 @@ async fn a_budget_limit_in_exponent_form_is_a_number() {
         (r#"{"monthly_limit_usd": 1E-6}"#, "0.000001"),
         (r#"{"monthly_limit_usd": -0.0}"#, "0"),
     ] {
-        let response = app
-            .request(Method::PUT, "/players/p-1/budget")
-            .header("content-type", "application/json")
-            .body(sent)
-            .send()
-            .await
-            .unwrap();
+        let response = put_budget(&app, sent).await;
         assert_eq!(response.status(), StatusCode::OK, "{sent}");
         let budget: Value = response.json().await.unwrap();
         assert_eq!(
@@ -177,17 +181,14 @@ async fn a_budget_limit_in_exponent_form_is_a_number() {
     }
     // Read to the nearest double, as the document's reader reads it: the default
     // float parser could land on 999999.0 exactly and let a limit past the maximum in.
+    // And a negative far below a cent is still below the minimum (-0.0 is not).
     for sent in [
         r#"{"monthly_limit_usd": 999999.0000000001}"#,
         r#"{"monthly_limit_usd": 999999.000001}"#,
+        r#"{"monthly_limit_usd": -1.4811937430252458e-239}"#,
+        r#"{"monthly_limit_usd": -1e-7}"#,
     ] {
-        let response = app
-            .request(Method::PUT, "/players/p-1/budget")
-            .header("content-type", "application/json")
-            .body(sent)
-            .send()
-            .await
-            .unwrap();
+        let response = put_budget(&app, sent).await;
         assert_eq!(
             error_code(response).await,
             (StatusCode::BAD_REQUEST, "validation_failed".into()),
