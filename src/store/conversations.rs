@@ -354,3 +354,20 @@ pub async fn pair_has_history(
     .await?;
     Ok(found.is_some())
 }
+
+/// Every conversation of the pair with its highest `seq`: how far each has come (one
+/// statement over `conversations_by_character`). A conversation's messages up to its
+/// `last_seq` are committed with it, so what this shows is there to read.
+pub async fn last_seqs_of_pair<'c>(
+    conn: impl MySqlExecutor<'c>,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> sqlx::Result<Vec<(ConversationId, u32)>> {
+    sqlx::query_as(
+        "SELECT id, last_seq FROM conversations WHERE character_id = ? AND player_id = ?",
+    )
+    .bind(character_id)
+    .bind(player_id)
+    .fetch_all(conn)
+    .await
+}

@@ -247,6 +247,32 @@ pub async fn by_ids<'c>(
     query.build_query_as().fetch_all(conn).await
 }
 
+/// The messages of each `(conversation, seq)` after that `seq`, in conversation and
+/// `seq` order (one statement over `messages_by_conversation`).
+pub async fn after_seqs<'c>(
+    conn: impl MySqlExecutor<'c>,
+    after: &[(ConversationId, u32)],
+) -> sqlx::Result<Vec<MessageRow>> {
+    if after.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::new(
+        "SELECT id, conversation_id, seq, role, content, source, fallback_reason, truncated, created_at
+         FROM messages WHERE ",
+    );
+    let mut separated = query.separated(" OR ");
+    for (conversation_id, seq) in after {
+        separated
+            .push("(conversation_id = ")
+            .push_bind_unseparated(conversation_id)
+            .push_unseparated(" AND seq > ")
+            .push_bind_unseparated(*seq)
+            .push_unseparated(")");
+    }
+    query.push(" ORDER BY conversation_id, seq");
+    query.build_query_as().fetch_all(conn).await
+}
+
 /// Every message between the player and the character, in all their conversations,
 /// oldest first (a lexical search reads them all).
 pub async fn of_pair(

@@ -9,8 +9,14 @@
 //! facts and messages, duplicates and contradictions, lexically, with the mock's
 //! embeddings and with a local model; it writes the `## Memory benchmark` section.
 //!
+//! `bench recall` is the recall benchmark on long natural conversations (issue 24):
+//! `/memory/search` and the turn's notes against a plain BM25 and a plain e5 computed by
+//! the bench, lexically and with a local e5; it writes the `## Recall on natural
+//! conversations` section.
+//!
 //! Not a test and not run by CI: figures depend on the machine.
 
+mod baseline;
 mod ceiling;
 mod client;
 mod database;
@@ -19,6 +25,8 @@ mod load;
 mod memory;
 mod mock;
 mod mock_embeddings;
+mod natural;
+mod recall;
 mod report;
 mod runs;
 mod service;
@@ -69,6 +77,14 @@ struct Cli {
     /// Memory benchmark: no real-model run.
     #[arg(long, global = true)]
     skip_local: bool,
+    /// Recall benchmark: a LoCoMo-shaped JSON file to read (repeatable; default every
+    /// file of `benches/data/natural`).
+    #[arg(long, global = true)]
+    data: Vec<std::path::PathBuf>,
+    /// Recall benchmark: only the service's ranker called in this process, printed
+    /// (for trying a change in seconds; writes nothing).
+    #[arg(long, global = true)]
+    in_process: bool,
 }
 
 #[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +110,9 @@ enum Part {
     /// The memory benchmark (not part of `all`): recall, memory tokens, search latency,
     /// duplicates and contradictions; lexical, mock embeddings, local model.
     Memory,
+    /// The recall benchmark on natural conversations (not part of `all`): lexical and
+    /// hybrid against plain BM25 and e5 baselines, notes, latency at 10k messages.
+    Recall,
 }
 
 impl Part {
@@ -123,6 +142,7 @@ impl Part {
             Self::Facts => "facts",
             Self::Lore => "lore",
             Self::Memory => "memory",
+            Self::Recall => "recall",
         }
     }
 }
@@ -142,6 +162,9 @@ async fn main() -> ExitCode {
 async fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli.part == Part::Memory {
         return run_memory(cli).await;
+    }
+    if cli.part == Part::Recall {
+        return run_recall(cli).await;
     }
     let binary = service::binary()?;
     let started = Instant::now();
@@ -198,6 +221,68 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_info(cli: &Cli, mariadb: String, load_before: String) -> report::RunInfo {
+    report::RunInfo {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        command: command(cli),
+        commit: git_commit(),
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        cpu: cpu_model(),
+        ram_gib: ram_gib(),
+        mariadb,
+        rounds: 1,
+        total: Duration::ZERO,
+        load_before,
+    }
+}
+
+/// Writes `markdown` as the section under `heading` of BENCHMARKS.md.
+fn write_section(heading: &str, markdown: &str) -> anyhow::Result<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let document = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(
+        &path,
+        report::replace_section_under(&document, heading, markdown),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("written to {}", path.display());
+    Ok(())
+}
+
+async fn run_recall(cli: &Cli) -> anyhow::Result<()> {
+    let binary = service::binary()?;
+    let started = Instant::now();
+    let load_before = load_average();
+    let server = cli.mysql_url.trim_end_matches('/').to_owned();
+    let mariadb = database::server_version(&server)
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let options = recall::Options {
+        server,
+        data: cli.data.clone(),
+        no_local_start: cli.no_local_start,
+        skip_local: cli.skip_local,
+    };
+    let client = client::http_client()?;
+    if cli.in_process {
+        return recall::run_in_process(&options, &client).await;
+    }
+    let mock = mock::MockProvider::start().await?;
+    let mut info = run_info(cli, mariadb, load_before);
+    let results = tokio::select! {
+        outcome = recall::run(&options, &binary, &client, &mock) => outcome?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    };
+    info.total = started.elapsed();
+    let markdown = recall::render(&results, &info);
+    println!("{markdown}");
+    if !cli.no_write {
+        write_section(recall::HEADING, &markdown)?;
+    }
+    eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 async fn run_memory(cli: &Cli) -> anyhow::Result<()> {
     let binary = service::binary()?;
     let started = Instant::now();
@@ -215,18 +300,7 @@ async fn run_memory(cli: &Cli) -> anyhow::Result<()> {
     };
     let client = client::http_client()?;
     let mock = mock::MockProvider::start().await?;
-    let mut info = report::RunInfo {
-        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-        command: command(cli),
-        commit: git_commit(),
-        cores: std::thread::available_parallelism().map_or(0, usize::from),
-        cpu: cpu_model(),
-        ram_gib: ram_gib(),
-        mariadb,
-        rounds: 1,
-        total: Duration::ZERO,
-        load_before,
-    };
+    let mut info = run_info(cli, mariadb, load_before);
     // Each mode drops its own database, also on failure; ^C kills the service (dropped)
     // and may leave that mode's `npc_bench_…` database behind.
     let results = tokio::select! {
@@ -238,14 +312,7 @@ async fn run_memory(cli: &Cli) -> anyhow::Result<()> {
     let markdown = memory::render(&results, &data, &info);
     println!("{markdown}");
     if !cli.no_write {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        let document = std::fs::read_to_string(&path).unwrap_or_default();
-        std::fs::write(
-            &path,
-            report::replace_section_under(&document, memory::HEADING, &markdown),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("written to {}", path.display());
+        write_section(memory::HEADING, &markdown)?;
     }
     eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -279,8 +346,11 @@ async fn measure(
 }
 
 fn command(cli: &Cli) -> String {
-    let mut command = if cli.part == Part::Memory {
-        "cargo build --release && ./target/release/bench memory".to_owned()
+    let mut command = if matches!(cli.part, Part::Memory | Part::Recall) {
+        format!(
+            "cargo build --release && ./target/release/bench {}",
+            cli.part.name()
+        )
     } else {
         format!(
             "cargo build --release && cargo run --release --bin bench -- {}",
@@ -298,6 +368,12 @@ fn command(cli: &Cli) -> String {
     }
     if cli.soak_turns != 100_000 {
         command.push_str(&format!(" --soak-turns {}", cli.soak_turns));
+    }
+    for file in &cli.data {
+        command.push_str(&format!(" --data {}", file.display()));
+    }
+    if cli.skip_local {
+        command.push_str(" --skip-local");
     }
     command
 }

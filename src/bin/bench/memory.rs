@@ -58,7 +58,7 @@ const JOBS_PATIENCE: Duration = Duration::from_secs(900);
 const SCALE_PLAYER: &str = "p-mem-scale";
 const SCALE_CONVERSATION: &str = "mem-scale";
 /// `scripts/local-embeddings.sh`, from the repository root.
-const LOCAL_SCRIPT: &str = "scripts/local-embeddings.sh";
+pub const LOCAL_SCRIPT: &str = "scripts/local-embeddings.sh";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -183,14 +183,14 @@ pub struct ModeResult {
 }
 
 #[derive(Debug, Deserialize)]
-struct SearchResult {
-    kind: String,
+pub struct SearchResult {
+    pub kind: String,
     #[serde(default)]
-    text: String,
+    pub text: String,
     #[serde(default)]
-    conversation_id: Option<String>,
+    pub conversation_id: Option<String>,
     #[serde(default)]
-    seq: Option<u32>,
+    pub seq: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,13 +216,13 @@ struct JobStats {
 }
 
 /// The service as the memory runs drive it.
-struct Api {
-    client: reqwest::Client,
-    base: String,
+pub struct Api {
+    pub client: reqwest::Client,
+    pub base: String,
 }
 
 impl Api {
-    async fn import(
+    pub async fn import(
         &self,
         conversation: &str,
         player: &str,
@@ -267,7 +267,7 @@ impl Api {
     }
 
     /// Until nothing is pending or running; false when `patience` ran out first.
-    async fn drain(&self, patience: Duration) -> anyhow::Result<(bool, i64)> {
+    pub async fn drain(&self, patience: Duration) -> anyhow::Result<(bool, i64)> {
         let give_up = Instant::now() + patience;
         // The jobs an import schedules are in the queue when it answers; a moment for
         // the ones scheduled by the jobs themselves.
@@ -290,6 +290,16 @@ impl Api {
     }
 
     async fn search(&self, player: &str, q: &str) -> anyhow::Result<Vec<SearchResult>> {
+        self.search_kinds(player, q, "fact,message").await
+    }
+
+    /// The first `SEARCH_LIMIT` results of these kinds.
+    pub async fn search_kinds(
+        &self,
+        player: &str,
+        q: &str,
+        kinds: &str,
+    ) -> anyhow::Result<Vec<SearchResult>> {
         let url = url::Url::parse_with_params(
             &format!("{}/memory/search", self.base),
             &[
@@ -297,7 +307,7 @@ impl Api {
                 ("player_id", player),
                 ("q", q),
                 ("limit", &SEARCH_LIMIT.to_string()),
-                ("kinds", "fact,message"),
+                ("kinds", kinds),
             ],
         )?;
         let response = self.client.get(url).send().await?;
@@ -333,7 +343,12 @@ impl Api {
         Ok(answer.facts.into_iter().map(|fact| fact.text).collect())
     }
 
-    async fn turn(&self, conversation: &str, player: &str, content: &str) -> anyhow::Result<()> {
+    pub async fn turn(
+        &self,
+        conversation: &str,
+        player: &str,
+        content: &str,
+    ) -> anyhow::Result<()> {
         let response = self
             .client
             .post(format!(
@@ -388,7 +403,7 @@ pub fn notes_block(request: &[u8]) -> Option<String> {
     Some(system[open..close].to_owned())
 }
 
-fn nearest_rank(sorted: &[f64], percentile: f64) -> f64 {
+pub fn nearest_rank(sorted: &[f64], percentile: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -398,6 +413,22 @@ fn nearest_rank(sorted: &[f64], percentile: f64) -> f64 {
 
 /// The local server's variables: running already, or started now (`started` says so),
 /// or why not.
+pub fn local_server_vars(
+    no_local_start: bool,
+    repo: &Path,
+) -> Result<(Vec<(String, String)>, bool), String> {
+    local_server(
+        &Options {
+            server: String::new(),
+            local_max_scale: 0,
+            max_scale: 0,
+            no_local_start,
+            skip_local: false,
+        },
+        repo,
+    )
+}
+
 fn local_server(options: &Options, repo: &Path) -> Result<(Vec<(String, String)>, bool), String> {
     let script = repo.join(LOCAL_SCRIPT);
     let run = |command: &str| {
@@ -876,23 +907,7 @@ fn render_into(
          `scripts/local-embeddings.sh`):\n\n    {}\n",
         info.command
     )?;
-    let commit = info
-        .commit
-        .as_deref()
-        .map(|commit| format!(" at commit `{commit}`"))
-        .unwrap_or_default();
-    writeln!(
-        out,
-        "Run {}{commit}, {:.0} s in all (build excluded). Machine: {} cores ({}), {:.1} GiB RAM, \
-         MariaDB {}, load average {} before the run.\n",
-        info.date,
-        info.total.as_secs_f64(),
-        info.cores,
-        info.cpu,
-        info.ram_gib,
-        info.mariadb,
-        info.load_before
-    )?;
+    writeln!(out, "{}\n", info.describe())?;
     let messages: usize = data.players.iter().map(|p| p.messages.len()).sum();
     writeln!(
         out,

@@ -27,6 +27,28 @@ pub struct RunInfo {
     pub load_before: String,
 }
 
+impl RunInfo {
+    /// "Run <date> at commit <c>, <n> s in all (build excluded). Machine: …"
+    pub fn describe(&self) -> String {
+        let commit = self
+            .commit
+            .as_deref()
+            .map(|commit| format!(" at commit `{commit}`"))
+            .unwrap_or_default();
+        format!(
+            "Run {}{commit}, {:.0} s in all (build excluded). Machine: {} cores ({}), {:.1} GiB \
+             RAM, MariaDB {}, load average {} before the run.",
+            self.date,
+            self.total.as_secs_f64(),
+            self.cores,
+            self.cpu,
+            self.ram_gib,
+            self.mariadb,
+            self.load_before
+        )
+    }
+}
+
 /// The targets of issue 12.
 const ADDED_P50_MS: f64 = 3.0;
 const ADDED_P99_MS: f64 = 10.0;

@@ -8,7 +8,10 @@ use super::{JobDone, jobs::JobKind, vectors::VectorCache};
 use crate::{
     config::EmbeddingConfig,
     domain::{CharacterId, ConversationId, PlayerId},
-    llm::{Completion, Purpose, embeddings::EmbeddingClient},
+    llm::{
+        Completion, Purpose,
+        embeddings::{EmbeddingClient, Side},
+    },
     service::{
         ServiceResult, Services,
         money::ledger::CallFor,
@@ -45,8 +48,21 @@ impl Embeddings {
         })
     }
 
+    /// The model calls are made to and priced by.
     pub fn model(&self) -> &str {
         &self.client.model
+    }
+
+    /// What stored vectors are of (`EmbeddingClient::space`): vectors of another space
+    /// are never compared with these.
+    pub fn space(&self) -> &str {
+        self.client.space()
+    }
+
+    /// Whether a query's vector is also that text's vector as a document (no side
+    /// marks), so the player's line embedded for a turn needs no second call.
+    pub fn query_serves_as_document(&self) -> bool {
+        self.client.space() == self.client.model
     }
 }
 
@@ -65,16 +81,18 @@ impl Services {
     /// One paid embedding call for `texts`, like every paid call: the model's circuit
     /// asked, the worst case reserved (no quota slot: the quota counts dialogue), the
     /// attempt recorded and the reservation settled. `Err` only when the database fails.
-    /// Failures of `interactive` calls (a turn's, a search's) count towards opening the
-    /// model's circuit, so a provider without embeddings stops costing every turn a
-    /// round trip; background calls wait for an open circuit but do not open it.
+    /// Query-side calls are a turn's or a search's, made while someone waits: their
+    /// failures count towards opening the model's circuit, so a provider without
+    /// embeddings stops costing every turn a round trip. Document-side calls are the
+    /// background's: they wait for an open circuit but do not open it.
     pub async fn paid_embedding(
         &self,
         who: &CallFor<'_>,
         texts: &[String],
+        side: Side,
         timeout: Duration,
-        interactive: bool,
     ) -> ServiceResult<Embedding> {
+        let interactive = side == Side::Query;
         let Some(embeddings) = &self.embeddings else {
             return Ok(Embedding::NotCalled);
         };
@@ -98,7 +116,7 @@ impl Services {
         };
         match embeddings
             .client
-            .embed(texts, who.player_id.as_str(), timeout)
+            .embed(texts, side, who.player_id.as_str(), timeout)
             .await
         {
             Ok(embedded) => {
@@ -152,7 +170,7 @@ pub async fn line_vector(
             purpose: Purpose::Embedding,
         };
         services
-            .paid_embedding(&who, &[line.to_owned()], timeout, true)
+            .paid_embedding(&who, &[line.to_owned()], Side::Query, timeout)
             .await
     };
     match made.await {
@@ -181,11 +199,11 @@ pub async fn embed_pending(
         // Switched off since it was scheduled: nothing to do.
         return Ok(JobDone::Finished);
     };
-    let model = embeddings.model();
+    let space = embeddings.space();
     let pool = &services.pool;
-    let messages = vectors::messages_without(pool, &job.conversation_id, model, BATCH).await?;
+    let messages = vectors::messages_without(pool, &job.conversation_id, space, BATCH).await?;
     let facts =
-        vectors::facts_without(pool, &job.player_id, &job.character_id, model, BATCH).await?;
+        vectors::facts_without(pool, &job.player_id, &job.character_id, space, BATCH).await?;
     if messages.is_empty() && facts.is_empty() {
         return Ok(JobDone::Finished);
     }
@@ -210,7 +228,10 @@ pub async fn embed_pending(
         .embedding
         .as_ref()
         .map_or(services.config.llm.timeout, |config| config.job_timeout);
-    let vectors = match services.paid_embedding(&who, &texts, timeout, false).await {
+    let vectors = match services
+        .paid_embedding(&who, &texts, Side::Document, timeout)
+        .await
+    {
         Ok(Embedding::Vectors(vectors)) => vectors,
         Ok(Embedding::NotCalled) => return Ok(JobDone::Deferred),
         // Retried with backoff like any failed job; the vectors wait, nothing is lost.
@@ -241,7 +262,7 @@ pub async fn embed_pending(
         &mut tx,
         &job.player_id,
         &job.character_id,
-        model,
+        space,
         &new,
         crate::clock::now(),
     )
@@ -268,7 +289,7 @@ pub async fn sweep(services: &Services) -> anyhow::Result<usize> {
     };
     let mut scheduled = 0;
     for _ in 0..SWEEP_PAGES {
-        let behind = vectors::sweep_page(&services.pool, embeddings.model(), SWEEP_PAGE).await?;
+        let behind = vectors::sweep_page(&services.pool, embeddings.space(), SWEEP_PAGE).await?;
         if behind.is_empty() {
             break;
         }

@@ -1,14 +1,17 @@
 //! What a prompt carries of the pair's memory: the best facts of all the pair knows,
-//! and (with embeddings on) the older messages of any of their conversations most
-//! relevant to the current line. Ranked by `retrieval`; read on the connection of the
-//! turn's first transaction, so it is one consistent view. For `GET /memory`, the facts
-//! with the character's mood beside them.
+//! and the older messages of any of their conversations most relevant to the current
+//! line, each with its neighbours (`lines`: by words, fused with meaning when
+//! embeddings are on). Ranked by `retrieval`; read on the connection of the turn's
+//! first transaction, so it is one consistent view. For `GET /memory`, the facts with
+//! the character's mood beside them.
 
 use super::{
-    extraction,
+    extraction, lexical,
+    lexical::{analyzer::Analyzer, bm25::DocId},
+    lines,
     mood::{self, Mood},
     retrieval::{self, Query},
-    vectors::{PairVectors, cosine},
+    vectors::PairVectors,
 };
 use crate::{
     domain::{CharacterId, ConversationId, MemorySource, PlayerId},
@@ -24,9 +27,9 @@ use std::sync::Arc;
 /// `GET /memory` lists at most this many facts.
 pub const MAX_LISTED: u32 = 500;
 
-/// An older message must be at least this similar to the line to go into a prompt: the
-/// prompt is no place for the least unrelated of unrelated lines.
-pub const MIN_MESSAGE_SIMILARITY: f64 = 0.2;
+/// Neighbours each recalled line brings into the prompt, each side: the question
+/// before an answer, the answer after a question.
+pub const CONTEXT_RADIUS: u32 = 1;
 
 /// What the prompt of a turn is to remember.
 #[derive(Debug, Clone, Copy)]
@@ -74,11 +77,41 @@ pub async fn pair_vectors(
             conn,
             player_id,
             character_id,
-            embeddings.model(),
+            embeddings.space(),
             generation,
         )
         .await?;
     Ok(Some(pair))
+}
+
+/// The ids of the older lines a prompt recalls: the `limit` messages most relevant to
+/// `line` outside the prompt's window, and the neighbours of each (not in the window
+/// either), each once.
+pub fn older_lines(
+    index: &lexical::index::PairText,
+    line: &str,
+    meaning: Option<(&[f32], &PairVectors)>,
+    window: Option<(&ConversationId, u32)>,
+    limit: u32,
+) -> Vec<u64> {
+    let in_window = |index: &lexical::index::PairText, doc: &lexical::index::Doc| match window {
+        Some((current, first)) => index.conversation(doc) == current && doc.seq >= first,
+        None => false,
+    };
+    let mut chosen: Vec<DocId> = Vec::new();
+    for found in lines::rank(index, line, meaning, in_window)
+        .into_iter()
+        .take(limit as usize)
+    {
+        for doc in
+            std::iter::once(found.doc).chain(lines::neighbours(index, found.doc, CONTEXT_RADIUS))
+        {
+            if !chosen.contains(&doc) && !in_window(index, index.doc(doc)) {
+                chosen.push(doc);
+            }
+        }
+    }
+    chosen.into_iter().map(|doc| index.doc(doc).id).collect()
 }
 
 /// The memory for a turn's prompt, on the turn's connection.
@@ -90,6 +123,10 @@ pub async fn for_prompt(
     if ask.facts == 0 && ask.messages == 0 {
         return Ok(Recalled::default());
     }
+    let text = services
+        .texts
+        .pair(&mut *conn, ask.player_id, ask.character_id, ask.generation)
+        .await?;
     let pair = pair_vectors(
         conn,
         services,
@@ -99,25 +136,31 @@ pub async fn for_prompt(
         ask.line_vector,
     )
     .await?;
-    let query = match (&pair, ask.line_vector) {
-        (Some(pair), Some(vector)) => Query::meaning(ask.line, vector, pair),
-        _ => Query::words(ask.line),
+    let meaning = match (&pair, ask.line_vector) {
+        (Some(pair), Some(vector)) => Some((vector, &**pair)),
+        _ => None,
     };
     let facts = match ask.facts {
         0 => Vec::new(),
         _ => facts::of_pair(&mut *conn, ask.player_id, ask.character_id).await?,
     };
-    let chosen = choose(&facts, &query, ask.facts)
-        .into_iter()
-        .cloned()
-        .collect();
-    let messages = match (&pair, ask.line_vector) {
-        (Some(pair), Some(vector)) if ask.messages > 0 => {
-            let ids = relevant_messages(pair, vector, ask.window, ask.messages);
-            messages::by_ids(&mut *conn, &ids).await?
-        }
-        _ => Vec::new(),
+    let (chosen, ids) = {
+        let index = lexical::read(&text);
+        let query = match meaning {
+            Some((vector, pair)) => Query::meaning(ask.line, index.analyzer(), vector, pair),
+            None => Query::words(ask.line, index.analyzer()),
+        };
+        let chosen: Vec<FactRow> = choose(&facts, &query, ask.facts)
+            .into_iter()
+            .cloned()
+            .collect();
+        let ids = match ask.messages {
+            0 => Vec::new(),
+            limit => older_lines(&index, ask.line, meaning, ask.window, limit),
+        };
+        (chosen, ids)
     };
+    let messages = messages::by_ids(&mut *conn, &ids).await?;
     Ok(Recalled {
         facts: chosen,
         messages,
@@ -168,38 +211,18 @@ pub fn choose<'f>(candidates: &'f [FactRow], query: &Query<'_>, limit: u32) -> V
     // Facts stored before extraction refused instruction-like ones may still hold one:
     // the same test keeps them out of the prompt. Run on the best first, only until the
     // prompt has its share.
-    retrieval::rank(candidates, query, crate::clock::now(), candidates.len())
-        .into_iter()
-        .filter(|(fact, _)| extraction::admissible(&fact.text))
-        .take(limit as usize)
-        .map(|(fact, _)| fact)
-        .collect()
-}
-
-/// The ids of the `limit` messages of the pair most similar to `line` (at least
-/// `MIN_MESSAGE_SIMILARITY`), leaving out those of the window the prompt already holds.
-pub fn relevant_messages(
-    pair: &PairVectors,
-    line: &[f32],
-    window: Option<(&ConversationId, u32)>,
-    limit: u32,
-) -> Vec<u64> {
-    let in_window = |conversation: Option<&str>, seq: Option<u32>| match (window, conversation, seq)
-    {
-        (Some((current, first)), Some(conversation), Some(seq)) => {
-            conversation == current.as_str() && seq >= first
-        }
-        _ => false,
-    };
-    let mut scored: Vec<(u64, f64)> = pair
-        .messages()
-        .filter(|(_, stored)| !in_window(stored.conversation_id.as_deref(), stored.seq))
-        .map(|(id, stored)| (id, cosine(line, &stored.vector)))
-        .filter(|(_, similarity)| *similarity >= MIN_MESSAGE_SIMILARITY)
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    scored.truncate(limit as usize);
-    scored.into_iter().map(|(id, _)| id).collect()
+    retrieval::rank(
+        candidates,
+        query,
+        retrieval::PROMPT,
+        crate::clock::now(),
+        candidates.len(),
+    )
+    .into_iter()
+    .filter(|ranked| extraction::admissible(&ranked.fact.text))
+    .take(limit as usize)
+    .map(|ranked| ranked.fact)
+    .collect()
 }
 
 /// The facts for a prompt by words alone, marked used (the memory benchmark's view of
@@ -215,7 +238,8 @@ pub async fn recall(
         return Ok(Vec::new());
     }
     let candidates = facts::of_pair(pool, player_id, character_id).await?;
-    let chosen = choose(&candidates, &Query::words(current_message), limit);
+    let english = Analyzer::english();
+    let chosen = choose(&candidates, &Query::words(current_message, &english), limit);
     let ids: Vec<u64> = chosen.iter().map(|fact| fact.id).collect();
     facts::touch(pool, &ids, crate::clock::now()).await?;
     Ok(chosen.into_iter().map(|fact| fact.text.clone()).collect())
@@ -231,30 +255,29 @@ pub async fn list(
     limit: u32,
 ) -> ServiceResult<Vec<FactRow>> {
     let facts = facts::of_pair(&services.pool, player_id, character_id).await?;
-    let ranked = match query {
-        Some(text) => {
-            let prepared = super::search::prepare(services, player_id, character_id, text).await?;
-            retrieval::rank(
-                &facts,
-                &prepared.query(text),
-                crate::clock::now(),
-                limit as usize,
-            )
+    let now = crate::clock::now();
+    let limit = limit as usize;
+    let Some(text) = query else {
+        let ranked = retrieval::rank(&facts, &Query::default(), retrieval::PROMPT, now, limit);
+        return Ok(ranked
             .into_iter()
-            .map(|(fact, _)| fact.clone())
-            .collect()
-        }
-        None => retrieval::rank(
-            &facts,
-            &Query::default(),
-            crate::clock::now(),
-            limit as usize,
-        )
-        .into_iter()
-        .map(|(fact, _)| fact.clone())
-        .collect(),
+            .map(|ranked| ranked.fact.clone())
+            .collect());
     };
-    Ok(ranked)
+    let (generation, index) = super::search::pair_text(services, player_id, character_id).await?;
+    let prepared =
+        super::search::prepare(services, player_id, character_id, generation, text).await?;
+    let index = lexical::read(&index);
+    let query = match prepared.meaning() {
+        Some((vector, pair)) => Query::meaning(text, index.analyzer(), vector, pair),
+        None => Query::words(text, index.analyzer()),
+    };
+    Ok(
+        retrieval::rank(&facts, &query, retrieval::PROMPT, now, limit)
+            .into_iter()
+            .map(|ranked| ranked.fact.clone())
+            .collect(),
+    )
 }
 
 /// What a character remembers about a player, as `GET /memory` shows it.
@@ -284,27 +307,6 @@ pub async fn remembered(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::vectors::{ItemKind, VectorRow};
-
-    fn pair_of(messages: &[(u64, &str, u32, [f32; 2])]) -> PairVectors {
-        let mut pair = PairVectors::default();
-        pair.apply(
-            messages
-                .iter()
-                .enumerate()
-                .map(|(rev, (id, conversation, seq, vector))| VectorRow {
-                    rev: rev as u64 + 1,
-                    kind: ItemKind::Message,
-                    item_id: *id,
-                    conversation_id: Some((*conversation).to_owned()),
-                    seq: Some(*seq),
-                    text_hash: None,
-                    vector: vector.to_vec(),
-                })
-                .collect(),
-        );
-        pair
-    }
 
     fn memory(source: MemorySource, text: &str, teller: Option<(&str, Option<&str>)>) -> FactRow {
         let now = crate::clock::now();
@@ -348,20 +350,5 @@ mod tests {
         assert_eq!(lowercase_start("Mara owes money"), "Mara owes money");
         assert_eq!(lowercase_start("A fire broke out"), "a fire broke out");
         assert_eq!(lowercase_start("Theodore left"), "Theodore left");
-    }
-
-    #[test]
-    fn relevant_messages_leave_out_the_window_and_the_unrelated() {
-        let pair = pair_of(&[
-            (1, "c-1", 1, [1.0, 0.0]),
-            (2, "c-1", 2, [0.0, 1.0]),
-            (3, "c-2", 9, [0.9, 0.435_889_9]),
-            (4, "c-1", 30, [1.0, 0.0]),
-        ]);
-        let current = ConversationId::parse("c-1").unwrap();
-        let ids = relevant_messages(&pair, &[1.0, 0.0], Some((&current, 21)), 3);
-        // 4 is in the window, 2 is unrelated; 1 beats 3.
-        assert_eq!(ids, vec![1, 3]);
-        assert_eq!(relevant_messages(&pair, &[1.0, 0.0], None, 1), vec![4]);
     }
 }

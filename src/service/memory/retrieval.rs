@@ -1,30 +1,50 @@
 //! Which memories go into a prompt or a search: a score of importance, recency and
 //! relevance to what the player just said (or the search's query). Relevance is by
+//! words (BM25 over the pair's facts, with the pair's analyzer) fused with relevance by
 //! meaning (the cosine of unit vectors) where the query and the item have a vector of
-//! the current model, else by words. Pure and local: no LLM call, no database.
+//! the current model (`fusion`). Pure and local: no LLM call, no database.
 
 use super::{
     extraction::normalize,
+    fusion,
+    lexical::{analyzer::Analyzer, bm25::Bm25},
     vectors::{PairVectors, cosine},
 };
 use crate::store::facts::FactRow;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
-/// Weights of the three signals; they sum to 1 so a score stays within [0, 1]. Relevance
-/// weighs most: a fact about what the player is talking about beats a more important
-/// one about something else.
-pub const IMPORTANCE_WEIGHT: f64 = 0.3;
-pub const RECENCY_WEIGHT: f64 = 0.2;
-pub const RELEVANCE_WEIGHT: f64 = 0.5;
+/// How much each signal weighs; they sum to 1 so a score stays within [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    pub importance: f64,
+    pub recency: f64,
+    pub relevance: f64,
+}
+
+/// For a prompt: relevance weighs most, but what matters and what is fresh still count
+/// (a prompt carries a few facts, and the most important belong there).
+pub const PROMPT: Weights = Weights {
+    importance: 0.3,
+    recency: 0.2,
+    relevance: 0.5,
+};
+
+/// For a search: what was asked for decides; importance and recency only break ties.
+pub const SEARCH: Weights = Weights {
+    importance: 0.05,
+    recency: 0.05,
+    relevance: 0.9,
+};
+
 /// What a message counts as in importance: messages have none of their own.
 pub const MESSAGE_IMPORTANCE: u8 = 5;
 
 /// What memories are ranked against.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Query<'a> {
-    /// The content words of the query (empty: no query).
-    words: HashSet<String>,
+    /// The query and the analyzer it and the items are read with (`None`: no query).
+    words: Option<(&'a str, &'a Analyzer)>,
     /// The query's vector and the pair's vectors of the same model, when embeddings are
     /// on and the query could be embedded.
     meaning: Option<(&'a [f32], &'a PairVectors)>,
@@ -32,38 +52,76 @@ pub struct Query<'a> {
 
 impl<'a> Query<'a> {
     /// Relevance by words only.
-    pub fn words(text: &str) -> Self {
+    pub fn words(text: &'a str, analyzer: &'a Analyzer) -> Self {
         Self {
-            words: terms(text),
+            words: Some((text, analyzer)),
             meaning: None,
         }
     }
 
-    /// Relevance by meaning where vectors exist, by words elsewhere.
-    pub fn meaning(text: &str, vector: &'a [f32], pair: &'a PairVectors) -> Self {
+    /// Relevance by words fused with relevance by meaning where vectors exist.
+    pub fn meaning(
+        text: &'a str,
+        analyzer: &'a Analyzer,
+        vector: &'a [f32],
+        pair: &'a PairVectors,
+    ) -> Self {
         Self {
-            words: terms(text),
+            words: Some((text, analyzer)),
             meaning: Some((vector, pair)),
         }
     }
 
-    /// How relevant a fact is, 0 to 1: the cosine with its vector when it has a current
-    /// one (negative counts as 0), else the share of the query's words it holds.
-    pub fn fact(&self, fact: &FactRow) -> f64 {
-        self.meaning
-            .and_then(|(query, pair)| Some(cosine(query, pair.fact(fact.id, &fact.text_hash)?)))
-            .map(|similarity| similarity.clamp(0.0, 1.0))
-            .unwrap_or_else(|| relevance(&self.words, &fact.text))
+    pub fn vector(&self) -> Option<&'a [f32]> {
+        self.meaning.map(|(vector, _)| vector)
     }
 
-    /// How relevant a message is, 0 to 1, as for facts.
-    pub fn message(&self, vector: Option<&[f32]>, text: &str) -> f64 {
-        match (self.meaning, vector) {
-            (Some((query, _)), Some(vector)) => cosine(query, vector).clamp(0.0, 1.0),
-            _ => relevance(&self.words, text),
-        }
+    pub fn text(&self) -> Option<&'a str> {
+        self.words.map(|(text, _)| text)
+    }
+
+    /// The relevance of each of `facts`, 0 to 1, in their order.
+    pub fn facts(&self, facts: &[FactRow]) -> Vec<f64> {
+        let lexical = match self.words {
+            Some((text, analyzer)) => lexical_relevance(
+                analyzer,
+                &analyzer.terms(text),
+                facts.iter().map(|fact| fact.text.as_str()),
+            ),
+            None => vec![0.0; facts.len()],
+        };
+        let dense: Option<Vec<Option<f64>>> = self.meaning.map(|(query, pair)| {
+            facts
+                .iter()
+                .map(|fact| Some(cosine(query, pair.fact(fact.id, &fact.text_hash)?)))
+                .collect()
+        });
+        fusion::relevance(&lexical, dense.as_deref())
     }
 }
+
+/// Each text's BM25 score for `query` among `texts`, as a share of the query's weight
+/// (`Bm25::ceiling`), 0 to 1.
+pub fn lexical_relevance<'t>(
+    analyzer: &Analyzer,
+    query: &[String],
+    texts: impl Iterator<Item = &'t str>,
+) -> Vec<f64> {
+    let mut index = Bm25::default();
+    for text in texts {
+        index.add(&analyzer.terms(text));
+    }
+    let mut relevance = vec![0.0; index.len()];
+    let ceiling = f64::from(index.ceiling(query));
+    if ceiling <= 0.0 {
+        return relevance;
+    }
+    for (doc, score) in index.scores(query) {
+        relevance[doc as usize] = (f64::from(score) / ceiling).min(1.0);
+    }
+    relevance
+}
+
 /// A fact untouched this long counts half as recent.
 pub const RECENCY_HALF_LIFE_DAYS: f64 = 7.0;
 
@@ -73,8 +131,8 @@ const STOPWORDS: &[&str] = &[
     "should", "will", "not", "from", "they", "them", "their", "there", "about", "just", "player",
 ];
 
-/// Content words of a text: lower-cased, without stopwords or very short words, a plural
-/// "s" dropped so "cats" finds "cat".
+/// Content words of a text for lore's ranking: lower-cased, without stopwords or very
+/// short words, a plural "s" dropped so "cats" finds "cat".
 pub fn terms(text: &str) -> HashSet<String> {
     normalize(text)
         .split(' ')
@@ -87,14 +145,6 @@ pub fn terms(text: &str) -> HashSet<String> {
             }
         })
         .collect()
-}
-
-/// Share of the query's terms found in the fact, 0 to 1.
-pub fn relevance(query: &HashSet<String>, fact_text: &str) -> f64 {
-    if query.is_empty() {
-        return 0.0;
-    }
-    share(query, &terms(fact_text))
 }
 
 /// Share of the query's terms among an item's (its `terms`, computed once), 0 to 1.
@@ -111,46 +161,70 @@ pub fn recency(now: DateTime<Utc>, last_touched: DateTime<Utc>) -> f64 {
     0.5f64.powf(days / RECENCY_HALF_LIFE_DAYS)
 }
 
-pub fn score(importance: u8, recency: f64, relevance: f64) -> f64 {
-    IMPORTANCE_WEIGHT * f64::from(importance.min(10)) / 10.0
-        + RECENCY_WEIGHT * recency
-        + RELEVANCE_WEIGHT * relevance
+pub fn score(weights: Weights, importance: u8, recency: f64, relevance: f64) -> f64 {
+    weights.importance * f64::from(importance.min(10)) / 10.0
+        + weights.recency * recency
+        + weights.relevance * relevance
 }
 
-/// A fact's score for `query` at `now`, with its relevance alone.
-pub fn fact_score(fact: &FactRow, query: &Query<'_>, now: DateTime<Utc>) -> (f64, f64) {
-    let touched = fact
-        .last_used_at
+/// How recently a fact was used or changed.
+fn touched(fact: &FactRow) -> DateTime<Utc> {
+    fact.last_used_at
         .unwrap_or(fact.updated_at)
-        .max(fact.updated_at);
-    let relevance = query.fact(fact);
-    (
-        score(fact.importance, recency(now, touched), relevance),
+        .max(fact.updated_at)
+}
+
+/// A message's score: as a fact of middling importance, as recent as when it was said.
+pub fn message_score(
+    weights: Weights,
+    relevance: f64,
+    said_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> f64 {
+    score(
+        weights,
+        MESSAGE_IMPORTANCE,
+        recency(now, said_at),
         relevance,
     )
 }
 
-/// A message's score: as a fact of middling importance, as recent as when it was said.
-pub fn message_score(relevance: f64, said_at: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
-    score(MESSAGE_IMPORTANCE, recency(now, said_at), relevance)
+/// A ranked fact: its score and, of that, its relevance.
+#[derive(Debug, Clone, Copy)]
+pub struct RankedFact<'a> {
+    pub fact: &'a FactRow,
+    pub score: f64,
+    pub relevance: f64,
 }
 
-/// The best `limit` facts for `query`, best first, each with its score.
+/// The best `limit` facts for `query`, best first.
 pub fn rank<'a>(
     facts: &'a [FactRow],
     query: &Query<'_>,
+    weights: Weights,
     now: DateTime<Utc>,
     limit: usize,
-) -> Vec<(&'a FactRow, f64)> {
-    let mut scored: Vec<(&FactRow, f64)> = facts
+) -> Vec<RankedFact<'a>> {
+    let mut scored: Vec<RankedFact<'a>> = facts
         .iter()
-        .map(|fact| (fact, fact_score(fact, query, now).0))
+        .zip(query.facts(facts))
+        .map(|(fact, relevance)| RankedFact {
+            fact,
+            score: score(
+                weights,
+                fact.importance,
+                recency(now, touched(fact)),
+                relevance,
+            ),
+            relevance,
+        })
         .collect();
     // Ties go to the newer fact, then the higher id, so the order is stable.
     scored.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then(b.0.updated_at.cmp(&a.0.updated_at))
-            .then(b.0.id.cmp(&a.0.id))
+        b.score
+            .total_cmp(&a.score)
+            .then(b.fact.updated_at.cmp(&a.fact.updated_at))
+            .then(b.fact.id.cmp(&a.fact.id))
     });
     scored.truncate(limit);
     scored
@@ -195,53 +269,75 @@ mod tests {
 
     #[test]
     fn the_score_weighs_importance_recency_and_relevance() {
-        assert!((score(10, 1.0, 1.0) - 1.0).abs() < 1e-9);
-        assert!((score(0, 0.0, 0.0)).abs() < 1e-9);
-        assert!((score(5, 1.0, 0.0) - 0.35).abs() < 1e-9);
+        assert!((score(PROMPT, 10, 1.0, 1.0) - 1.0).abs() < 1e-9);
+        assert!((score(PROMPT, 0, 0.0, 0.0)).abs() < 1e-9);
+        assert!((score(PROMPT, 5, 1.0, 0.0) - 0.35).abs() < 1e-9);
+        assert!((score(SEARCH, 10, 1.0, 1.0) - 1.0).abs() < 1e-9);
         let now = Utc::now();
         assert!((recency(now, now) - 1.0).abs() < 1e-9);
         assert!((recency(now, now - Duration::days(7)) - 0.5).abs() < 1e-6);
         assert!((recency(now, now - Duration::days(14)) - 0.25).abs() < 1e-6);
     }
 
+    fn ids(ranked: &[RankedFact<'_>]) -> Vec<u64> {
+        ranked.iter().map(|ranked| ranked.fact.id).collect()
+    }
+
     #[test]
     fn a_relevant_fact_beats_a_slightly_more_important_one() {
+        let english = Analyzer::english();
         let facts = vec![
             fact(1, "Player fears the sea", 7, 0),
             fact(2, "Player has a cat named Whiskers", 6, 0),
         ];
-        let ranked = rank(&facts, &Query::words("How is your cat?"), Utc::now(), 2);
-        assert_eq!(ranked[0].0.id, 2);
-        let unqueried = rank(&facts, &Query::default(), Utc::now(), 2);
-        assert_eq!(unqueried[0].0.id, 1, "without a query importance leads");
+        let query = Query::words("How is your cat?", &english);
+        assert_eq!(ids(&rank(&facts, &query, PROMPT, Utc::now(), 2))[0], 2);
+        let unqueried = rank(&facts, &Query::default(), PROMPT, Utc::now(), 2);
+        assert_eq!(ids(&unqueried)[0], 1, "without a query importance leads");
+    }
+
+    #[test]
+    fn lexical_relevance_is_bm25_as_a_share_of_the_query() {
+        let english = Analyzer::english();
+        let texts = [
+            "Player has a cat named Whiskers",
+            "Player visited the lighthouse",
+            "Whiskers the cat sleeps on the lighthouse stairs",
+        ];
+        let query = english.terms("Where does Whiskers sleep?");
+        let relevance = lexical_relevance(&english, &query, texts.into_iter());
+        assert_eq!(relevance[1], 0.0);
+        assert!(relevance[2] > relevance[0], "two of the words beat one");
+        assert!(relevance.iter().all(|r| (0.0..=1.0).contains(r)));
+        assert!(
+            lexical_relevance(&english, &[], texts.into_iter())
+                .iter()
+                .all(|r| *r == 0.0)
+        );
     }
 
     #[test]
     fn by_meaning_a_cat_fact_beats_a_much_more_important_unrelated_one() {
+        let english = Analyzer::english();
         let facts = vec![
             fact(1, "Player is the heir to the duchy", 9, 0),
             fact(2, "Player has a cat named Whiskers", 5, 0),
-            fact(3, "Player likes pets of every kind", 5, 0),
+            fact(3, "Player likes pets of every kind", 4, 0),
         ];
         let mut pair = PairVectors::default();
         pair.insert_fact(1, &facts[0].text_hash, vec![0.0, 1.0]);
         pair.insert_fact(2, &facts[1].text_hash, vec![0.8, 0.6]);
-        // Fact 3's vector is of an older text: it counts by words.
+        // Fact 3's vector is of an older text: it counts by words only.
         pair.insert_fact(3, "stale", vec![1.0, 0.0]);
-        let query = Query::meaning("Do you like animals?", &[1.0, 0.0], &pair);
-        assert!((query.fact(&facts[1]) - 0.8).abs() < 1e-6);
-        assert_eq!(query.fact(&facts[0]), 0.0);
-        assert!(
-            (query.fact(&facts[2]) - 1.0 / 2.0).abs() < 1e-9,
-            "like of like, animal"
-        );
-        let ranked = rank(&facts, &query, Utc::now(), 3);
-        assert_eq!(ranked[0].0.id, 2);
-        assert_eq!(ranked[2].0.id, 1);
-        assert!(
-            Query::words("Do you like pets?").fact(&facts[1]) == 0.0,
-            "words miss it"
-        );
+        let query = Query::meaning("Do you like animals?", &english, &[1.0, 0.0], &pair);
+        let relevance = query.facts(&facts);
+        assert!(relevance[1] > relevance[0]);
+        assert!(relevance[2] > 0.0, "like of like");
+        let ranked = rank(&facts, &query, SEARCH, Utc::now(), 3);
+        assert_eq!(ranked[0].fact.id, 2);
+        assert_eq!(ranked[2].fact.id, 1);
+        let words = Query::words("Do you like animals?", &english).facts(&facts);
+        assert_eq!(words[1], 0.0, "words miss it");
     }
 
     #[test]
@@ -250,17 +346,19 @@ mod tests {
             fact(1, "Player sold a horse", 5, 60),
             fact(2, "Player bought a boat", 5, 1),
         ];
-        assert_eq!(rank(&facts, &Query::default(), Utc::now(), 1)[0].0.id, 2);
+        assert_eq!(
+            ids(&rank(&facts, &Query::default(), PROMPT, Utc::now(), 1)),
+            vec![2]
+        );
     }
 
     #[test]
     fn ranking_respects_the_limit() {
+        let english = Analyzer::english();
         let facts: Vec<FactRow> = (0..50)
             .map(|i| fact(i, &format!("fact number {i}"), 5, 0))
             .collect();
-        assert_eq!(
-            rank(&facts, &Query::words("number"), Utc::now(), 5).len(),
-            5
-        );
+        let query = Query::words("number", &english);
+        assert_eq!(rank(&facts, &query, PROMPT, Utc::now(), 5).len(), 5);
     }
 }

@@ -1,22 +1,30 @@
 //! `GET /memory/search`: the facts and past messages of a (character, player) pair
-//! ranked for a query, by meaning when embeddings are on (the query is embedded: one
-//! paid call), by words otherwise or when that call does not work out. Facts score as
-//! in a prompt (importance, recency, relevance); messages as facts of middling
-//! importance, as recent as when they were said. Only what is relevant at all is found.
+//! ranked for a query: by words (BM25 over the pair's lexical index and facts), fused
+//! with relevance by meaning when embeddings are on (the query is embedded: one paid
+//! call) and the call works out. What was asked for decides; importance and recency
+//! only break ties (`retrieval::SEARCH`). A message comes with its neighbours as
+//! context, a fact with the lines it was learned from. Only what is relevant at all is
+//! found.
 
 use super::{
     embeddings::{self, Embedding},
+    lexical::{self, bm25::DocId},
+    lines,
     retrieval::{self, Query},
-    vectors::{PairVectors, cosine},
+    vectors::PairVectors,
 };
 use crate::{
-    domain::{CharacterId, PlayerId, Role},
-    llm::Purpose,
+    domain::{CharacterId, ConversationId, PlayerId, Role},
+    llm::{Purpose, embeddings::Side},
     service::{ServiceResult, Services, money::ledger::CallFor},
-    store::{conversations, facts, messages},
+    store::{facts, messages, messages::MessageRow},
 };
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
+
+/// Neighbours a found message brings, each side; source lines a fact brings at most.
+pub const CONTEXT_RADIUS: u32 = 1;
+pub const FACT_SOURCES: usize = 2;
 
 /// A search's query, prepared: its vector and the pair's vectors when it has one.
 #[derive(Debug, Default)]
@@ -26,11 +34,8 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn query<'a>(&'a self, text: &str) -> Query<'a> {
-        match (&self.vector, &self.pair) {
-            (Some(vector), Some(pair)) => Query::meaning(text, vector, pair),
-            _ => Query::words(text),
-        }
+    pub fn meaning(&self) -> Option<(&[f32], &PairVectors)> {
+        Some((self.vector.as_deref()?, self.pair.as_deref()?))
     }
 }
 
@@ -40,16 +45,12 @@ pub async fn prepare(
     services: &Services,
     player_id: &PlayerId,
     character_id: &CharacterId,
+    generation: u32,
     text: &str,
 ) -> ServiceResult<Prepared> {
     let Some(embedding) = &services.embeddings else {
         return Ok(Prepared::default());
     };
-    let pool = &services.pool;
-    if !conversations::pair_has_history(pool, player_id, character_id).await? {
-        return Ok(Prepared::default());
-    }
-    let generation = embeddings::generation(services, player_id).await?;
     let who = CallFor {
         player_id,
         generation,
@@ -63,7 +64,10 @@ pub async fn prepare(
         .as_ref()
         .map_or(services.config.llm.timeout, |config| config.turn_timeout);
     let texts = [text.to_owned()];
-    let vector = match services.paid_embedding(&who, &texts, timeout, true).await {
+    let vector = match services
+        .paid_embedding(&who, &texts, Side::Query, timeout)
+        .await
+    {
         Ok(Embedding::Vectors(vectors)) => vectors.into_iter().next(),
         Ok(_) => None,
         // An erasure racing the search, a spooled usage row: the search goes on by words.
@@ -74,7 +78,7 @@ pub async fn prepare(
     };
     let pair = match &vector {
         Some(_) => {
-            let mut conn = pool.acquire().await?;
+            let mut conn = services.pool.acquire().await?;
             Some(
                 embedding
                     .cache
@@ -82,7 +86,7 @@ pub async fn prepare(
                         &mut *conn,
                         player_id,
                         character_id,
-                        embedding.model(),
+                        embedding.space(),
                         generation,
                     )
                     .await?,
@@ -91,6 +95,21 @@ pub async fn prepare(
         None => None,
     };
     Ok(Prepared { vector, pair })
+}
+
+/// The pair's erasure generation and lexical index, as the search reads them.
+pub async fn pair_text(
+    services: &Services,
+    player_id: &PlayerId,
+    character_id: &CharacterId,
+) -> ServiceResult<(u32, lexical::SharedText)> {
+    let generation = embeddings::generation(services, player_id).await?;
+    let mut conn = services.pool.acquire().await?;
+    let text = services
+        .texts
+        .pair(&mut conn, player_id, character_id, generation)
+        .await?;
+    Ok((generation, text))
 }
 
 /// What to search.
@@ -110,6 +129,30 @@ pub enum HitKind {
     Message,
 }
 
+/// A past message as a hit shows it beside itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub id: u64,
+    pub conversation_id: String,
+    pub seq: u32,
+    pub role: Role,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&MessageRow> for Line {
+    fn from(message: &MessageRow) -> Self {
+        Self {
+            id: message.id,
+            conversation_id: message.conversation_id.as_str().to_owned(),
+            seq: message.seq,
+            role: message.role,
+            text: message.content.clone(),
+            created_at: message.created_at,
+        }
+    }
+}
+
 /// One result, best first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -124,84 +167,165 @@ pub struct Hit {
     pub role: Option<Role>,
     /// Facts only.
     pub importance: Option<u8>,
+    /// A message's neighbours, a fact's source lines; in order.
+    pub context: Vec<Line>,
 }
 
-/// Candidates a semantic search fetches per result it returns, so the final score
-/// (which adds recency) still has a choice.
-const MESSAGE_CANDIDATES_PER_RESULT: usize = 3;
+/// What the index chose, before the texts are read.
+struct Chosen {
+    kind: HitKind,
+    /// The fact's index in the facts read, or the message's document.
+    at: usize,
+    score: f64,
+    context: Vec<DocId>,
+}
 
 pub async fn search(services: &Services, search: Search<'_>) -> ServiceResult<Vec<Hit>> {
-    let pool = &services.pool;
-    let prepared = prepare(services, search.player_id, search.character_id, search.text).await?;
-    let query = prepared.query(search.text);
+    let (generation, text) = pair_text(services, search.player_id, search.character_id).await?;
+    if lexical::read(&text).is_empty() {
+        // No history: nothing to find, and no embedding paid for.
+        return Ok(Vec::new());
+    }
+    let prepared = prepare(
+        services,
+        search.player_id,
+        search.character_id,
+        generation,
+        search.text,
+    )
+    .await?;
+    let facts = match search.facts {
+        true => facts::of_pair(&services.pool, search.player_id, search.character_id).await?,
+        false => Vec::new(),
+    };
     let now = crate::clock::now();
-    let mut hits = Vec::new();
-    if search.facts {
-        for fact in facts::of_pair(pool, search.player_id, search.character_id).await? {
-            let (score, relevance) = retrieval::fact_score(&fact, &query, now);
-            if relevance > 0.0 {
-                hits.push(Hit {
+    let limit = search.limit as usize;
+    // Ranked under the index's lock, no await inside; the texts are read after.
+    let (chosen, ids) = {
+        let index = lexical::read(&text);
+        let query = match prepared.meaning() {
+            Some((vector, pair)) => Query::meaning(search.text, index.analyzer(), vector, pair),
+            None => Query::words(search.text, index.analyzer()),
+        };
+        let mut chosen: Vec<Chosen> = Vec::new();
+        if search.facts {
+            let ranked = retrieval::rank(&facts, &query, retrieval::SEARCH, now, limit);
+            let position: HashMap<u64, usize> = facts
+                .iter()
+                .enumerate()
+                .map(|(at, fact)| (fact.id, at))
+                .collect();
+            chosen.extend(ranked.into_iter().filter(|r| r.relevance > 0.0).map(|r| {
+                let learned_in = match (&r.fact.conversation_id, r.fact.from_seq, r.fact.to_seq) {
+                    (Some(conversation), Some(from), Some(to)) => {
+                        ConversationId::parse(conversation)
+                            .ok()
+                            .map(|c| (c, from, to))
+                    }
+                    _ => None,
+                };
+                Chosen {
+                    kind: HitKind::Fact,
+                    at: position[&r.fact.id],
+                    score: r.score,
+                    context: learned_in.map_or_else(Vec::new, |(conversation, from, to)| {
+                        lines::sources(
+                            &index,
+                            &r.fact.text,
+                            (&conversation, from, to),
+                            FACT_SOURCES,
+                        )
+                    }),
+                }
+            }));
+        }
+        if search.messages {
+            let found = lines::rank(&index, search.text, prepared.meaning(), |_, _| false);
+            chosen.extend(found.into_iter().take(limit).map(|found| {
+                let said_at = index.doc(found.doc).created_at;
+                Chosen {
+                    kind: HitKind::Message,
+                    at: found.doc as usize,
+                    score: retrieval::message_score(
+                        retrieval::SEARCH,
+                        found.relevance,
+                        said_at,
+                        now,
+                    ),
+                    context: lines::neighbours(&index, found.doc, CONTEXT_RADIUS),
+                }
+            }));
+        }
+        chosen.sort_by(|a, b| b.score.total_cmp(&a.score));
+        chosen.truncate(limit);
+        let doc_id = |doc: usize| index.doc(doc as DocId).id;
+        let ids: Vec<u64> = chosen
+            .iter()
+            .flat_map(|chosen| {
+                let own = (chosen.kind == HitKind::Message).then(|| doc_id(chosen.at));
+                own.into_iter()
+                    .chain(chosen.context.iter().map(|doc| doc_id(*doc as usize)))
+            })
+            .collect();
+        let chosen: Vec<(Chosen, Option<u64>, Vec<u64>)> = chosen
+            .into_iter()
+            .map(|chosen| {
+                let own = (chosen.kind == HitKind::Message).then(|| doc_id(chosen.at));
+                let context = chosen
+                    .context
+                    .iter()
+                    .map(|doc| doc_id(*doc as usize))
+                    .collect();
+                (chosen, own, context)
+            })
+            .collect();
+        (chosen, ids)
+    };
+    let read: HashMap<u64, MessageRow> = messages::by_ids(&services.pool, &ids)
+        .await?
+        .into_iter()
+        .map(|message| (message.id, message))
+        .collect();
+    let lines_of = |ids: &[u64]| -> Vec<Line> {
+        ids.iter()
+            .filter_map(|id| read.get(id))
+            .map(Line::from)
+            .collect()
+    };
+    Ok(chosen
+        .into_iter()
+        .filter_map(|(chosen, own, context)| match chosen.kind {
+            HitKind::Fact => {
+                let fact = &facts[chosen.at];
+                Some(Hit {
                     kind: HitKind::Fact,
                     id: fact.id,
-                    text: fact.text,
-                    score,
+                    text: fact.text.clone(),
+                    score: chosen.score,
                     created_at: fact.created_at,
-                    conversation_id: fact.conversation_id,
+                    conversation_id: fact.conversation_id.clone(),
                     seq: None,
                     role: None,
                     importance: Some(fact.importance),
-                });
-            }
-        }
-    }
-    if search.messages {
-        let found = match (&prepared.vector, &prepared.pair) {
-            (Some(vector), Some(pair)) => {
-                let mut similar: Vec<(u64, f64)> = pair
-                    .messages()
-                    .map(|(id, stored)| (id, cosine(vector, &stored.vector)))
-                    .filter(|(_, similarity)| *similarity > 0.0)
-                    .collect();
-                similar.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-                similar.truncate(search.limit as usize * MESSAGE_CANDIDATES_PER_RESULT);
-                let ids: Vec<u64> = similar.iter().map(|(id, _)| *id).collect();
-                messages::by_ids(pool, &ids)
-                    .await?
-                    .into_iter()
-                    .filter_map(|message| {
-                        let (_, similarity) = similar.iter().find(|(id, _)| *id == message.id)?;
-                        Some((message, similarity.clamp(0.0, 1.0)))
-                    })
-                    .collect::<Vec<_>>()
-            }
-            _ => messages::of_pair(pool, search.player_id, search.character_id)
-                .await?
-                .into_iter()
-                .map(|message| {
-                    let relevance = query.message(None, &message.content);
-                    (message, relevance)
+                    context: lines_of(&context),
                 })
-                .filter(|(_, relevance)| *relevance > 0.0)
-                .collect(),
-        };
-        hits.extend(found.into_iter().map(|(message, relevance)| Hit {
-            kind: HitKind::Message,
-            id: message.id,
-            score: retrieval::message_score(relevance, message.created_at, now),
-            text: message.content,
-            created_at: message.created_at,
-            conversation_id: Some(message.conversation_id.into_string()),
-            seq: Some(message.seq),
-            role: Some(message.role),
-            importance: None,
-        }));
-    }
-    hits.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(b.created_at.cmp(&a.created_at))
-            .then(b.id.cmp(&a.id))
-    });
-    hits.truncate(search.limit as usize);
-    Ok(hits)
+            }
+            HitKind::Message => {
+                // Indexed, so stored: only an erasure since could take it away.
+                let message = read.get(&own?)?;
+                Some(Hit {
+                    kind: HitKind::Message,
+                    id: message.id,
+                    text: message.content.clone(),
+                    score: chosen.score,
+                    created_at: message.created_at,
+                    conversation_id: Some(message.conversation_id.as_str().to_owned()),
+                    seq: Some(message.seq),
+                    role: Some(message.role),
+                    importance: None,
+                    context: lines_of(&context),
+                })
+            }
+        })
+        .collect())
 }

@@ -1,19 +1,15 @@
-//! A replica's vectors of the pairs it served lately, so semantic retrieval reads only
-//! what changed since (one indexed statement, usually no row), not every vector of a
-//! pair each time. Bounded in bytes, least recently used pairs go first. An entry is of
-//! one erasure generation and one model: after an erasure (on any replica) or a change
-//! of model it is thrown away, so no cache serves an erased player's memory.
+//! A replica's vectors of the pairs it served lately (`pair_cache`), so semantic
+//! retrieval reads only what changed since (one indexed statement, usually no row), not
+//! every vector of a pair each time. An entry is of one erasure generation and one model:
+//! after an erasure (on any replica) or a change of model it is thrown away.
 
+use super::pair_cache::{Entry, PairCache};
 use crate::{
     domain::{CharacterId, PlayerId},
     store::vectors::{self, ItemKind, VectorRow},
 };
-use lru::LruCache;
 use sqlx::MySqlExecutor;
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc};
 
 /// One stored vector, as retrieval uses it.
 #[derive(Debug, Clone)]
@@ -96,35 +92,27 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     f64::from(a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>())
 }
 
-type Pair = (PlayerId, CharacterId);
-
+/// This replica's vectors of the pairs it served lately.
 #[derive(Debug)]
 pub struct VectorCache {
-    budget: usize,
-    inner: Mutex<Inner>,
+    pairs: PairCache<PairVectors>,
 }
 
-#[derive(Debug)]
-struct Inner {
-    pairs: LruCache<Pair, Arc<PairVectors>>,
-    bytes: usize,
+impl Entry for PairVectors {
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn fresher_than(&self, other: &Self) -> bool {
+        self.through_rev > other.through_rev
+    }
 }
 
 impl VectorCache {
     pub fn new(budget_bytes: usize) -> Self {
         Self {
-            budget: budget_bytes,
-            inner: Mutex::new(Inner {
-                pairs: LruCache::unbounded(),
-                bytes: 0,
-            }),
+            pairs: PairCache::new(budget_bytes),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The pair's vectors of `model`, brought up to date with one statement on `conn`;
@@ -138,12 +126,8 @@ impl VectorCache {
         generation: u32,
     ) -> sqlx::Result<Arc<PairVectors>> {
         let key = (player_id.clone(), character_id.clone());
-        let cached = self
-            .lock()
-            .pairs
-            .get(&key)
-            .filter(|pair| pair.generation == generation && pair.model == model)
-            .cloned();
+        let same_kind = |pair: &PairVectors| pair.generation == generation && pair.model == model;
+        let cached = self.pairs.get(&key).filter(|pair| same_kind(pair));
         let after = cached.as_ref().map_or(0, |pair| pair.through_rev);
         let rows = vectors::since(conn, player_id, character_id, model, after).await?;
         if rows.is_empty()
@@ -161,39 +145,8 @@ impl VectorCache {
         };
         pair.apply(rows);
         let pair = Arc::new(pair);
-        self.keep(key, pair.clone());
+        self.pairs.keep(key, pair.clone(), same_kind);
         Ok(pair)
-    }
-
-    /// Stores the pair as the newest, then forgets the least recently used others until
-    /// the cache fits its budget (a pair larger than all of it is kept alone).
-    fn keep(&self, key: Pair, pair: Arc<PairVectors>) {
-        let mut inner = self.lock();
-        // Another caller may have stored a fresher copy meanwhile: keep the fresher.
-        if let Some(existing) = inner.pairs.peek(&key)
-            && existing.generation == pair.generation
-            && existing.model == pair.model
-            && existing.through_rev > pair.through_rev
-        {
-            return;
-        }
-        let added = pair.bytes;
-        if let Some(old) = inner.pairs.put(key, pair) {
-            inner.bytes -= old.bytes;
-        }
-        inner.bytes += added;
-        while inner.bytes > self.budget && inner.pairs.len() > 1 {
-            match inner.pairs.pop_lru() {
-                Some((_, evicted)) => inner.bytes -= evicted.bytes,
-                None => break,
-            }
-        }
-    }
-
-    /// Bytes held now.
-    #[cfg(test)]
-    fn bytes(&self) -> usize {
-        self.lock().bytes
     }
 }
 
@@ -227,29 +180,6 @@ mod tests {
             None,
             "a rewritten fact is stale"
         );
-    }
-
-    #[test]
-    fn the_cache_forgets_the_least_recently_used_pair_beyond_its_budget() {
-        let cache = VectorCache::new(weight(2) * 2);
-        let pair = |n: u64| {
-            let mut pair = PairVectors::default();
-            pair.apply(vec![row(n, ItemKind::Message, n, vec![1.0, 0.0])]);
-            Arc::new(pair)
-        };
-        let key = |n: &str| {
-            (
-                PlayerId::parse(n).unwrap(),
-                CharacterId::parse("c").unwrap(),
-            )
-        };
-        cache.keep(key("a"), pair(1));
-        cache.keep(key("b"), pair(2));
-        assert_eq!(cache.bytes(), weight(2) * 2);
-        cache.keep(key("c"), pair(3));
-        assert_eq!(cache.bytes(), weight(2) * 2);
-        assert!(cache.lock().pairs.peek(&key("a")).is_none());
-        assert!(cache.lock().pairs.peek(&key("c")).is_some());
     }
 
     #[test]

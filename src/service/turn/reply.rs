@@ -111,11 +111,18 @@ pub fn plan_call<'t>(
         PastMessage {
             from_player: message.role == Role::Player,
             content: &message.content,
+            said_at: None,
+        }
+    }
+    fn dated(message: &MessageRow) -> PastMessage<'_> {
+        PastMessage {
+            said_at: Some(message.created_at),
+            ..past(message)
         }
     }
     let recent: Vec<PastMessage<'_>> = situation.recent.iter().map(past).collect();
     let since_summary: Vec<PastMessage<'_>> = situation.since_summary.iter().map(past).collect();
-    let older: Vec<PastMessage<'_>> = recalled.messages.iter().map(past).collect();
+    let older: Vec<PastMessage<'_>> = recalled.messages.iter().map(dated).collect();
     let memories: Vec<String> = recalled.facts.iter().map(recall::worded).collect();
     let prompt = prompt::build_prompt(&PromptInput {
         character_name: &character.name,

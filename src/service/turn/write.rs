@@ -82,8 +82,12 @@ pub async fn store_turn(
         },
     )
     .await?;
-    // The line was embedded for the prompt: that vector is the message's own.
-    if let (Some(vector), Some(embeddings)) = (&begun.line_vector, &services.embeddings) {
+    // The line was embedded for the prompt: that vector is the message's own, unless
+    // the model embeds queries and documents apart (the embed job makes its document
+    // vector then).
+    if let (Some(vector), Some(embeddings)) = (&begun.line_vector, &services.embeddings)
+        && embeddings.query_serves_as_document()
+    {
         let line = NewVector {
             kind: ItemKind::Message,
             item_id: player_message.id,
@@ -96,7 +100,7 @@ pub async fn store_turn(
             &mut tx,
             &turn.player_id,
             &turn.character_id,
-            embeddings.model(),
+            embeddings.space(),
             &[line],
             now,
         )

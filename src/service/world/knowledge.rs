@@ -81,11 +81,12 @@ pub async fn of(
     let memories = retrieval::rank(
         &memories,
         &Query::default(),
+        retrieval::PROMPT,
         crate::clock::now(),
         memories.len(),
     )
     .into_iter()
-    .map(|(memory, _)| (memory.clone(), reason(memory)))
+    .map(|ranked| (ranked.fact.clone(), reason(ranked.fact)))
     .collect();
     Ok(Knowledge { lore, memories })
 }
