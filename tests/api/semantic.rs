@@ -177,8 +177,9 @@ async fn an_older_line_from_another_conversation_reaches_the_prompt_when_it_bear
         .and_then(|rest| rest.lines().next())
         .unwrap_or_else(|| panic!("no older lines in {system}"));
     assert!(
-        notes.contains("The player once said: My old hound Rex guards the farm"),
-        "{notes}"
+        notes.contains("The player once said (")
+            && notes.contains("): My old hound Rex guards the farm"),
+        "dated: {notes}"
     );
     assert!(!notes.contains("weather"), "{notes}");
 

@@ -97,23 +97,7 @@ impl Mode {
                 ("EMBEDDING_BASE_URL", mock.base_url.clone()),
                 ("EMBEDDING_API_KEY", "x".to_owned()),
             ],
-            Self::Local { vars } => {
-                const NAMES: [&str; 5] = [
-                    "EMBEDDING_MODEL",
-                    "EMBEDDING_BASE_URL",
-                    "EMBEDDING_API_KEY",
-                    "EMBEDDING_TIMEOUT_MS",
-                    "MODEL_PRICES_FILE",
-                ];
-                NAMES
-                    .iter()
-                    .filter_map(|name| {
-                        vars.iter()
-                            .find(|(key, _)| key == name)
-                            .map(|(_, value)| (*name, value.clone()))
-                    })
-                    .collect()
-            }
+            Self::Local { vars } => local_settings(vars),
         }
     }
 
@@ -130,6 +114,26 @@ impl Mode {
                 ),
         }
     }
+}
+
+/// Of the variables `scripts/local-embeddings.sh` prints, those the service reads.
+pub fn local_settings(vars: &[(String, String)]) -> Vec<(&'static str, String)> {
+    const NAMES: [&str; 6] = [
+        "EMBEDDING_MODEL",
+        "EMBEDDING_BASE_URL",
+        "EMBEDDING_API_KEY",
+        "EMBEDDING_TIMEOUT_MS",
+        "EMBEDDING_INPUT_TYPE",
+        "MODEL_PRICES_FILE",
+    ];
+    NAMES
+        .iter()
+        .filter_map(|name| {
+            vars.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| (*name, value.clone()))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default)]

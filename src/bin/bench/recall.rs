@@ -308,24 +308,7 @@ async fn run_mode(
         .max_connections(2)
         .connect_lazy(&database.url())?;
     let outcome = async {
-        const PASSED: [&str; 5] = [
-            "EMBEDDING_MODEL",
-            "EMBEDDING_BASE_URL",
-            "EMBEDDING_API_KEY",
-            "EMBEDDING_TIMEOUT_MS",
-            "MODEL_PRICES_FILE",
-        ];
-        let mut extra: Vec<(&'static str, String)> = PASSED
-            .iter()
-            .filter_map(|name| {
-                vars.iter()
-                    .find(|(key, _)| key == name)
-                    .map(|(_, value)| (*name, value.clone()))
-            })
-            .collect();
-        if let Some((_, value)) = vars.iter().find(|(key, _)| key == "EMBEDDING_INPUT_TYPE") {
-            extra.push(("EMBEDDING_INPUT_TYPE", value.clone()));
-        }
+        let extra = memory::local_settings(vars);
         let settings = Settings {
             database_url: database.url(),
             llm_base_url: mock.base_url.clone(),
@@ -804,7 +787,12 @@ pub async fn in_process(
             );
             for question in &sample.questions {
                 let query = &vectors[&key("query", &question.text)];
-                let found = lines::rank(&index, &question.text, Some((query, &pair)), |_, _| false);
+                let meaning = lines::Meaning {
+                    vector: query,
+                    pair: &pair,
+                    min_similarity: f64::MIN_POSITIVE,
+                };
+                let found = lines::rank(&index, &question.text, Some(meaning), |_, _| false);
                 let ranked: Vec<&str> = found
                     .iter()
                     .take(10)
@@ -857,6 +845,7 @@ pub async fn run_in_process(options: &Options, client: &reqwest::Client) -> anyh
         "service ranker, words",
         &in_process(&samples, None, &cache).await?,
     );
+    timing(&samples);
     if !options.skip_local
         && let Ok((vars, _)) = memory::local_server_vars(true, &repo)
     {
@@ -867,4 +856,113 @@ pub async fn run_in_process(options: &Options, client: &reqwest::Client) -> anyh
         );
     }
     Ok(())
+}
+
+/// The ranker's own time at the scale of the latency run: `SCALE_MESSAGES` messages,
+/// `SCALE_FACTS` facts, the questions as queries.
+fn timing(samples: &[Sample]) {
+    use npc_dialogue::{
+        domain::{ConversationId, Role},
+        service::memory::{
+            lexical::index::PairText,
+            lines,
+            retrieval::{self, Query},
+        },
+        store::{facts::FactRow, messages::MessageRow},
+    };
+    let texts: Vec<&str> = samples
+        .iter()
+        .flat_map(|s| {
+            s.sessions
+                .iter()
+                .flat_map(|x| x.turns.iter().map(|t| t.text.as_str()))
+        })
+        .collect();
+    let questions: Vec<&str> = samples
+        .iter()
+        .flat_map(|s| s.questions.iter().map(|q| q.text.as_str()))
+        .collect();
+    let rows: Vec<MessageRow> = (0..SCALE_MESSAGES)
+        .map(|i| MessageRow {
+            id: i as u64 + 1,
+            conversation_id: ConversationId::parse(&format!("c-{}", i / 500)).expect("an id"),
+            seq: (i % 500) as u32 + 1,
+            role: if i % 2 == 0 {
+                Role::Player
+            } else {
+                Role::Character
+            },
+            content: texts[i % texts.len()].to_owned(),
+            source: None,
+            fallback_reason: None,
+            truncated: false,
+            created_at: chrono::Utc::now(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let index = PairText::build(0, rows);
+    println!(
+        "index of {SCALE_MESSAGES} messages built in {:.1} ms, {} KiB",
+        started.elapsed().as_secs_f64() * 1e3,
+        index.bytes() / 1024
+    );
+    let mut times = Vec::new();
+    for q in questions.iter().cycle().take(SCALE_QUERIES) {
+        let started = std::time::Instant::now();
+        let found = lines::rank(&index, q, None, |_, _| false);
+        std::hint::black_box(found);
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "lines::rank over {SCALE_MESSAGES}: p50 {:.2} ms p95 {:.2} ms",
+        median(&times),
+        p95(&times)
+    );
+    let now = chrono::Utc::now();
+    let facts: Vec<FactRow> = (0..SCALE_FACTS)
+        .map(|i| FactRow {
+            id: i as u64,
+            player_id: "p".into(),
+            character_id: "c".into(),
+            text: format!(
+                "Player mentioned {}",
+                texts[(i * 7) % texts.len()]
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            ),
+            text_hash: String::new(),
+            importance: 5,
+            source: npc_dialogue::domain::MemorySource::Conversation,
+            heard_from: None,
+            heard_from_name: None,
+            event_id: None,
+            derived_from: None,
+            hops: 0,
+            conversation_id: None,
+            from_seq: None,
+            to_seq: None,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        })
+        .collect();
+    let mut times = Vec::new();
+    for q in questions.iter().cycle().take(SCALE_QUERIES) {
+        let started = std::time::Instant::now();
+        let ranked = retrieval::rank(
+            &facts,
+            &Query::of_pair(q, &index, None),
+            retrieval::PROMPT,
+            now,
+            5,
+        );
+        std::hint::black_box(ranked);
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "retrieval::rank over {SCALE_FACTS} facts: p50 {:.2} ms p95 {:.2} ms",
+        median(&times),
+        p95(&times)
+    );
 }

@@ -28,12 +28,22 @@ pub struct Found {
     pub relevance: f64,
 }
 
-/// Every message relevant to `query` at all (a query word, or a vector), best first,
-/// ties to the later message; `leave_out` skips some (a prompt's own window).
+/// What the query is compared with, when embeddings are on: its vector, the pair's
+/// vectors, and the least cosine that counts as related at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Meaning<'a> {
+    pub vector: &'a [f32],
+    pub pair: &'a PairVectors,
+    pub min_similarity: f64,
+}
+
+/// Every message relevant to `query` at all (a query word, or a vector similar
+/// enough), best first, ties to the later message; `leave_out` skips some (a prompt's
+/// own window).
 pub fn rank(
     index: &PairText,
     query: &str,
-    meaning: Option<(&[f32], &PairVectors)>,
+    meaning: Option<Meaning<'_>>,
     leave_out: impl Fn(&PairText, &Doc) -> bool,
 ) -> Vec<Found> {
     let terms = index.analyzer().terms(query);
@@ -45,11 +55,12 @@ pub fn rank(
             lexical[doc as usize] = (f64::from(score) / ceiling).min(1.0);
         }
     }
-    let dense: Option<Vec<Option<f64>>> = meaning.map(|(vector, pair)| {
+    let dense: Option<Vec<Option<f64>>> = meaning.map(|meaning| {
         let mut dense = vec![None; index.len()];
-        for (id, stored) in pair.messages() {
+        for (id, stored) in meaning.pair.messages() {
             if let Some(doc) = index.by_message_id(id) {
-                dense[doc as usize] = Some(cosine(vector, &stored.vector));
+                let similarity = cosine(meaning.vector, &stored.vector);
+                dense[doc as usize] = (similarity >= meaning.min_similarity).then_some(similarity);
             }
         }
         dense

@@ -31,6 +31,10 @@ pub const MAX_LISTED: u32 = 500;
 /// before an answer, the answer after a question.
 pub const CONTEXT_RADIUS: u32 = 1;
 
+/// An older message must be at least this similar to the line to go into a prompt by
+/// meaning: the prompt is no place for the least unrelated of unrelated lines.
+pub const MIN_MESSAGE_SIMILARITY: f64 = 0.2;
+
 /// What the prompt of a turn is to remember.
 #[derive(Debug, Clone, Copy)]
 pub struct Ask<'a> {
@@ -94,6 +98,11 @@ pub fn older_lines(
     window: Option<(&ConversationId, u32)>,
     limit: u32,
 ) -> Vec<u64> {
+    let meaning = meaning.map(|(vector, pair)| lines::Meaning {
+        vector,
+        pair,
+        min_similarity: MIN_MESSAGE_SIMILARITY,
+    });
     let in_window = |index: &lexical::index::PairText, doc: &lexical::index::Doc| match window {
         Some((current, first)) => index.conversation(doc) == current && doc.seq >= first,
         None => false,
@@ -146,10 +155,7 @@ pub async fn for_prompt(
     };
     let (chosen, ids) = {
         let index = lexical::read(&text);
-        let query = match meaning {
-            Some((vector, pair)) => Query::meaning(ask.line, index.analyzer(), vector, pair),
-            None => Query::words(ask.line, index.analyzer()),
-        };
+        let query = Query::of_pair(ask.line, &index, meaning);
         let chosen: Vec<FactRow> = choose(&facts, &query, ask.facts)
             .into_iter()
             .cloned()
@@ -268,10 +274,7 @@ pub async fn list(
     let prepared =
         super::search::prepare(services, player_id, character_id, generation, text).await?;
     let index = lexical::read(&index);
-    let query = match prepared.meaning() {
-        Some((vector, pair)) => Query::meaning(text, index.analyzer(), vector, pair),
-        None => Query::words(text, index.analyzer()),
-    };
+    let query = Query::of_pair(text, &index, prepared.meaning());
     Ok(
         retrieval::rank(&facts, &query, retrieval::PROMPT, now, limit)
             .into_iter()

@@ -7,7 +7,7 @@
 use super::{
     extraction::normalize,
     fusion,
-    lexical::{analyzer::Analyzer, bm25::Bm25},
+    lexical::{analyzer::Analyzer, bm25, index::PairText},
     vectors::{PairVectors, cosine},
 };
 use crate::store::facts::FactRow;
@@ -45,6 +45,8 @@ pub const MESSAGE_IMPORTANCE: u8 = 5;
 pub struct Query<'a> {
     /// The query and the analyzer it and the items are read with (`None`: no query).
     words: Option<(&'a str, &'a Analyzer)>,
+    /// The pair's index, whose memo holds the facts' terms.
+    index: Option<&'a PairText>,
     /// The query's vector and the pair's vectors of the same model, when embeddings are
     /// on and the query could be embedded.
     meaning: Option<(&'a [f32], &'a PairVectors)>,
@@ -55,7 +57,21 @@ impl<'a> Query<'a> {
     pub fn words(text: &'a str, analyzer: &'a Analyzer) -> Self {
         Self {
             words: Some((text, analyzer)),
+            index: None,
             meaning: None,
+        }
+    }
+
+    /// Relevance by the words of the pair's analyzer, the facts' terms from its memo.
+    pub fn of_pair(
+        text: &'a str,
+        index: &'a PairText,
+        meaning: Option<(&'a [f32], &'a PairVectors)>,
+    ) -> Self {
+        Self {
+            words: Some((text, index.analyzer())),
+            index: Some(index),
+            meaning,
         }
     }
 
@@ -68,6 +84,7 @@ impl<'a> Query<'a> {
     ) -> Self {
         Self {
             words: Some((text, analyzer)),
+            index: None,
             meaning: Some((vector, pair)),
         }
     }
@@ -82,13 +99,18 @@ impl<'a> Query<'a> {
 
     /// The relevance of each of `facts`, 0 to 1, in their order.
     pub fn facts(&self, facts: &[FactRow]) -> Vec<f64> {
-        let lexical = match self.words {
-            Some((text, analyzer)) => lexical_relevance(
-                analyzer,
-                &analyzer.terms(text),
-                facts.iter().map(|fact| fact.text.as_str()),
-            ),
-            None => vec![0.0; facts.len()],
+        let lexical = match (self.words, self.index) {
+            (Some((text, analyzer)), Some(index)) => {
+                bm25::relevance(&analyzer.terms(text), &index.fact_terms(facts))
+            }
+            (Some((text, analyzer)), None) => {
+                let terms: Vec<Vec<String>> = facts
+                    .iter()
+                    .map(|fact| analyzer.terms(&fact.text))
+                    .collect();
+                bm25::relevance(&analyzer.terms(text), &terms)
+            }
+            (None, _) => vec![0.0; facts.len()],
         };
         let dense: Option<Vec<Option<f64>>> = self.meaning.map(|(query, pair)| {
             facts
@@ -98,28 +120,6 @@ impl<'a> Query<'a> {
         });
         fusion::relevance(&lexical, dense.as_deref())
     }
-}
-
-/// Each text's BM25 score for `query` among `texts`, as a share of the query's weight
-/// (`Bm25::ceiling`), 0 to 1.
-pub fn lexical_relevance<'t>(
-    analyzer: &Analyzer,
-    query: &[String],
-    texts: impl Iterator<Item = &'t str>,
-) -> Vec<f64> {
-    let mut index = Bm25::default();
-    for text in texts {
-        index.add(&analyzer.terms(text));
-    }
-    let mut relevance = vec![0.0; index.len()];
-    let ceiling = f64::from(index.ceiling(query));
-    if ceiling <= 0.0 {
-        return relevance;
-    }
-    for (doc, score) in index.scores(query) {
-        relevance[doc as usize] = (f64::from(score) / ceiling).min(1.0);
-    }
-    relevance
 }
 
 /// A fact untouched this long counts half as recent.

@@ -37,6 +37,16 @@ impl Prepared {
     pub fn meaning(&self) -> Option<(&[f32], &PairVectors)> {
         Some((self.vector.as_deref()?, self.pair.as_deref()?))
     }
+
+    /// As messages are compared with it: anything not opposite counts (a search shows
+    /// the best it has; its caller sees the scores).
+    fn lines(&self) -> Option<lines::Meaning<'_>> {
+        self.meaning().map(|(vector, pair)| lines::Meaning {
+            vector,
+            pair,
+            min_similarity: f64::MIN_POSITIVE,
+        })
+    }
 }
 
 /// Embeds `text` for the pair (billed to the player), unless embeddings are off or the
@@ -203,10 +213,7 @@ pub async fn search(services: &Services, search: Search<'_>) -> ServiceResult<Ve
     // Ranked under the index's lock, no await inside; the texts are read after.
     let (chosen, ids) = {
         let index = lexical::read(&text);
-        let query = match prepared.meaning() {
-            Some((vector, pair)) => Query::meaning(search.text, index.analyzer(), vector, pair),
-            None => Query::words(search.text, index.analyzer()),
-        };
+        let query = Query::of_pair(search.text, &index, prepared.meaning());
         let mut chosen: Vec<Chosen> = Vec::new();
         if search.facts {
             let ranked = retrieval::rank(&facts, &query, retrieval::SEARCH, now, limit);
@@ -240,7 +247,7 @@ pub async fn search(services: &Services, search: Search<'_>) -> ServiceResult<Ve
             }));
         }
         if search.messages {
-            let found = lines::rank(&index, search.text, prepared.meaning(), |_, _| false);
+            let found = lines::rank(&index, search.text, prepared.lines(), |_, _| false);
             chosen.extend(found.into_iter().take(limit).map(|found| {
                 let said_at = index.doc(found.doc).created_at;
                 Chosen {

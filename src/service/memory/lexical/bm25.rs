@@ -75,12 +75,11 @@ impl Bm25 {
     /// never negative even for a term in every document; that of a term seen nowhere
     /// for an unknown one.
     pub fn idf(&self, term: &str) -> f32 {
-        let documents = self.lengths.len() as f32;
         let holding = self
             .term_ids
             .get(term)
-            .map_or(0, |id| self.postings[*id as usize].len()) as f32;
-        (1.0 + (documents - holding + 0.5) / (holding + 0.5)).ln()
+            .map_or(0, |id| self.postings[*id as usize].len());
+        idf(self.lengths.len(), holding)
     }
 
     /// What a document scores when it holds every distinct term of the query once at
@@ -103,15 +102,74 @@ impl Bm25 {
             };
             let idf = self.idf(term);
             for posting in &self.postings[*id as usize] {
-                let frequency = f32::from(posting.frequency);
-                let length = self.lengths[posting.doc as usize] as f32;
-                let norm = K1 * (1.0 - B + B * length / average.max(1.0));
+                let length = self.lengths[posting.doc as usize];
                 *totals.entry(posting.doc).or_default() +=
-                    idf * frequency * (K1 + 1.0) / (frequency + norm);
+                    idf * saturated(posting.frequency, length, average);
             }
         }
         totals.into_iter().collect()
     }
+}
+
+/// The IDF of a term held by `holding` of `documents`.
+pub fn idf(documents: usize, holding: usize) -> f32 {
+    let (documents, holding) = (documents as f32, holding as f32);
+    (1.0 + (documents - holding + 0.5) / (holding + 0.5)).ln()
+}
+
+/// What `frequency` occurrences weigh in a document of `length` terms (average
+/// `average`), before the IDF: 1 for one occurrence at the average length.
+pub fn saturated(frequency: u16, length: u32, average: f32) -> f32 {
+    let frequency = f32::from(frequency);
+    let norm = K1 * (1.0 - B + B * length as f32 / average.max(1.0));
+    frequency * (K1 + 1.0) / (frequency + norm)
+}
+
+/// BM25 of `query` over a small collection scored once (a pair's facts for one query):
+/// each document's score as a share of the query's weight (`Bm25::ceiling`), 0 to 1,
+/// counting only the query's terms, no index built.
+pub fn relevance<D: AsRef<[String]>>(query: &[String], documents: &[D]) -> Vec<f64> {
+    let terms: Vec<&str> = distinct(query).collect();
+    let mut relevance = vec![0.0; documents.len()];
+    if terms.is_empty() || documents.is_empty() {
+        return relevance;
+    }
+    let frequencies: Vec<Vec<u16>> = documents
+        .iter()
+        .map(|document| {
+            terms
+                .iter()
+                .map(|term| {
+                    let count = document.as_ref().iter().filter(|t| t == term).count();
+                    u16::try_from(count).unwrap_or(u16::MAX)
+                })
+                .collect()
+        })
+        .collect();
+    let idfs: Vec<f32> = (0..terms.len())
+        .map(|i| {
+            idf(
+                documents.len(),
+                frequencies.iter().filter(|f| f[i] > 0).count(),
+            )
+        })
+        .collect();
+    let ceiling: f32 = idfs.iter().sum();
+    let total: usize = documents.iter().map(|d| d.as_ref().len()).sum();
+    let average = total as f32 / documents.len() as f32;
+    for ((document, frequencies), relevance) in
+        documents.iter().zip(&frequencies).zip(&mut relevance)
+    {
+        let length = document.as_ref().len() as u32;
+        let score: f32 = frequencies
+            .iter()
+            .zip(&idfs)
+            .filter(|(frequency, _)| **frequency > 0)
+            .map(|(frequency, idf)| idf * saturated(*frequency, length, average))
+            .sum();
+        *relevance = f64::from(score / ceiling).min(1.0);
+    }
+    relevance
 }
 
 fn distinct(query: &[String]) -> impl Iterator<Item = &str> {
@@ -152,6 +210,37 @@ mod tests {
             .find(|(id, _)| *id == dog);
         let ratio = exact.unwrap().1 / index.ceiling(&doc("dog"));
         assert!((ratio - 1.0).abs() < 0.25, "{ratio}");
+    }
+
+    #[test]
+    fn a_one_off_scoring_agrees_with_the_index() {
+        let documents = [
+            doc("cat sat mat"),
+            doc("dog sat mat"),
+            doc("cat cat and more words here"),
+        ];
+        let mut index = Bm25::default();
+        for document in &documents {
+            index.add(document);
+        }
+        let query = doc("cat mat");
+        let ceiling = index.ceiling(&query);
+        let from_index: HashMap<DocId, f32> = index.scores(&query).into_iter().collect();
+        let one_off = relevance(&query, &documents);
+        for (doc, share) in one_off.iter().enumerate() {
+            let expected = from_index
+                .get(&(doc as DocId))
+                .map_or(0.0, |s| f64::from(s / ceiling).min(1.0));
+            assert!(
+                (share - expected).abs() < 1e-6,
+                "{doc}: {share} vs {expected}"
+            );
+        }
+        assert!(
+            relevance(&doc("zebra"), &documents)
+                .iter()
+                .all(|r| *r == 0.0)
+        );
     }
 
     #[test]
