@@ -27,7 +27,7 @@ use npc_dialogue::{
     config::Config,
     domain::{CharacterId, PlayerId},
     llm::{ChatMessage, ChatRole, tokens},
-    service::memory::{recall, retrieval},
+    service::memory::{lexical::index::PairText, recall, retrieval},
     store::facts::FactRow,
 };
 use serde_json::{Value, json};
@@ -491,14 +491,28 @@ fn ranking_bench() -> Vec<Timing> {
                 })
                 .collect();
             let iterations = (200_000 / count).clamp(20, 2_000);
-            let query = retrieval::Query::words(QUERY);
+            // As the service ranks: facts' terms memoised in the pair's index.
+            let index = PairText::build(0, Vec::new());
+            let query = retrieval::Query::of_pair(QUERY, &index, None);
             for _ in 0..iterations.min(20) {
-                black_box(retrieval::rank(black_box(&facts), &query, now, 5));
+                black_box(retrieval::rank(
+                    black_box(&facts),
+                    &query,
+                    retrieval::PROMPT,
+                    now,
+                    5,
+                ));
             }
             let mut samples = Vec::with_capacity(iterations);
             for _ in 0..iterations {
                 let started = Instant::now();
-                black_box(retrieval::rank(black_box(&facts), &query, now, 5));
+                black_box(retrieval::rank(
+                    black_box(&facts),
+                    &query,
+                    retrieval::PROMPT,
+                    now,
+                    5,
+                ));
                 samples.push(started.elapsed());
             }
             Timing {

@@ -34,6 +34,7 @@ mod mood;
 mod openapi;
 mod operations;
 mod paid_call;
+mod recall;
 
 mod replicas;
 mod resilience;

@@ -26,6 +26,7 @@ mod memory;
 mod mock;
 mod mock_embeddings;
 mod natural;
+mod ranker;
 mod recall;
 mod report;
 mod runs;
@@ -265,7 +266,7 @@ async fn run_recall(cli: &Cli) -> anyhow::Result<()> {
     };
     let client = client::http_client()?;
     if cli.in_process {
-        return recall::run_in_process(&options, &client).await;
+        return ranker::run_in_process(&options, &client).await;
     }
     let mock = mock::MockProvider::start().await?;
     let mut info = run_info(cli, mariadb, load_before);

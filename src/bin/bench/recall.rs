@@ -38,11 +38,14 @@ use std::{
 };
 use tokio::time::Instant;
 
+/// Environment variables for a service run.
+type EnvVars = Vec<(String, String)>;
+
 pub const HEADING: &str = "## Recall on natural conversations";
 const JOBS_PATIENCE: Duration = Duration::from_secs(1800);
-const SCALE_MESSAGES: usize = 10_000;
-const SCALE_FACTS: usize = 1_000;
-const SCALE_QUERIES: usize = 300;
+pub(crate) const SCALE_MESSAGES: usize = 10_000;
+pub(crate) const SCALE_FACTS: usize = 1_000;
+pub(crate) const SCALE_QUERIES: usize = 300;
 const SCALE_PLAYER: &str = "p-recall-scale";
 
 #[derive(Debug, Clone)]
@@ -63,7 +66,7 @@ pub struct Recall {
 }
 
 impl Recall {
-    fn add(&mut self, category: u32, first_hit: Option<usize>) {
+    pub(crate) fn add(&mut self, category: u32, first_hit: Option<usize>) {
         let at5 = usize::from(first_hit.is_some_and(|rank| rank < 5));
         let at10 = usize::from(first_hit.is_some_and(|rank| rank < 10));
         self.questions += 1;
@@ -126,7 +129,7 @@ fn slug(text: &str) -> String {
 
 /// Every message of a sample in order, with the conversation and `seq` the import
 /// gives it.
-fn placed(sample: &Sample) -> Vec<(String, u32, &natural::Turn)> {
+pub(crate) fn placed(sample: &Sample) -> Vec<(String, u32, &natural::Turn)> {
     sample
         .sessions
         .iter()
@@ -188,7 +191,7 @@ pub async fn run(
             .baselines
             .push(("plain e5-small (bench)".to_owned(), Err(why.clone()))),
     }
-    let mut modes: Vec<(&str, Result<Vec<(String, String)>, String>)> =
+    let mut modes: Vec<(&str, Result<EnvVars, String>)> =
         vec![("service, lexical (EMBEDDING_MODEL unset)", Ok(Vec::new()))];
     modes.push((
         "service, hybrid with local e5-small",
@@ -228,7 +231,7 @@ pub async fn run(
     Ok(results)
 }
 
-fn e5_client(client: &reqwest::Client, vars: &[(String, String)]) -> E5 {
+pub(crate) fn e5_client(client: &reqwest::Client, vars: &[(String, String)]) -> E5 {
     let var = |name: &str| {
         vars.iter()
             .find(|(key, _)| key == name)
@@ -244,13 +247,13 @@ fn e5_client(client: &reqwest::Client, vars: &[(String, String)]) -> E5 {
 
 /// Whether any evidence of a question is among `ranked` (ids of the sample's turns in
 /// rank order): the rank of the first.
-fn first_hit(ranked: &[&str], evidence: &[String]) -> Option<usize> {
+pub(crate) fn first_hit(ranked: &[&str], evidence: &[String]) -> Option<usize> {
     ranked
         .iter()
         .position(|id| evidence.iter().any(|wanted| wanted == id))
 }
 
-fn bm25_baseline(samples: &[Sample]) -> Recall {
+pub(crate) fn bm25_baseline(samples: &[Sample]) -> Recall {
     let mut recall = Recall::default();
     for sample in samples {
         let turns = placed(sample);
@@ -556,11 +559,11 @@ fn sorted(values: &[f64]) -> Vec<f64> {
     sorted
 }
 
-fn p95(values: &[f64]) -> f64 {
+pub(crate) fn p95(values: &[f64]) -> f64 {
     memory::nearest_rank(&sorted(values), 95.0)
 }
 
-fn ratio(hits: usize, of: usize) -> String {
+pub(crate) fn ratio(hits: usize, of: usize) -> String {
     if of == 0 {
         return "–".to_owned();
     }
@@ -703,266 +706,4 @@ pub fn render(results: &Results, info: &report::RunInfo) -> String {
         }
     }
     out
-}
-
-/// The service's own ranking of messages (`lines::rank`), called in this process over
-/// each sample's messages — what `/memory/search?kinds=message` ranks, without the HTTP,
-/// the database or the background work: for trying a change of the ranker in seconds.
-/// With `e5`, the vectors are the local server's, made as the service makes them
-/// (documents and queries on their sides), kept in `cache` between runs.
-pub async fn in_process(
-    samples: &[Sample],
-    e5: Option<&E5>,
-    cache: &Path,
-) -> anyhow::Result<Recall> {
-    use npc_dialogue::{
-        domain::{ConversationId, Role},
-        service::memory::{lexical::index::PairText, lines, vectors::PairVectors},
-        store::{
-            messages::MessageRow,
-            vectors::{ItemKind, VectorRow},
-        },
-    };
-    let mut vectors: HashMap<String, Vec<f32>> = std::fs::read(cache)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
-    let mut recall = Recall::default();
-    for sample in samples {
-        let turns = placed(sample);
-        let rows: Vec<MessageRow> = turns
-            .iter()
-            .enumerate()
-            .map(|(i, (conversation, seq, turn))| MessageRow {
-                id: i as u64 + 1,
-                conversation_id: ConversationId::parse(conversation).expect("a valid id"),
-                seq: *seq,
-                role: if turn.speaker == sample.speaker_a {
-                    Role::Player
-                } else {
-                    Role::Character
-                },
-                content: turn.text.clone(),
-                source: None,
-                fallback_reason: None,
-                truncated: false,
-                created_at: chrono::Utc::now(),
-            })
-            .collect();
-        let index = PairText::build(0, rows);
-        let mut pair = PairVectors::default();
-        if let Some(e5) = e5 {
-            let key = |side: &str, text: &str| format!("{side}\u{1}{text}");
-            let missing: Vec<String> = turns
-                .iter()
-                .map(|(_, _, turn)| turn.text.clone())
-                .filter(|text| !vectors.contains_key(&key("passage", text)))
-                .collect();
-            for (text, vector) in missing.iter().zip(e5.embed(&missing, "passage").await?) {
-                vectors.insert(key("passage", text), vector);
-            }
-            let missing: Vec<String> = sample
-                .questions
-                .iter()
-                .map(|q| q.text.clone())
-                .filter(|text| !vectors.contains_key(&key("query", text)))
-                .collect();
-            for (text, vector) in missing.iter().zip(e5.embed(&missing, "query").await?) {
-                vectors.insert(key("query", text), vector);
-            }
-            pair.apply(
-                turns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, _, turn))| VectorRow {
-                        rev: i as u64 + 1,
-                        kind: ItemKind::Message,
-                        item_id: i as u64 + 1,
-                        conversation_id: None,
-                        seq: None,
-                        text_hash: None,
-                        vector: vectors[&key("passage", &turn.text)].clone(),
-                    })
-                    .collect(),
-            );
-            for question in &sample.questions {
-                let query = &vectors[&key("query", &question.text)];
-                let meaning = lines::Meaning {
-                    vector: query,
-                    pair: &pair,
-                    min_similarity: f64::MIN_POSITIVE,
-                };
-                let found = lines::rank(&index, &question.text, Some(meaning), |_, _| false);
-                let ranked: Vec<&str> = found
-                    .iter()
-                    .take(10)
-                    .map(|f| turns[(index.doc(f.doc).id - 1) as usize].2.dia_id.as_str())
-                    .collect();
-                recall.add(question.category, first_hit(&ranked, &question.evidence));
-            }
-        } else {
-            for question in &sample.questions {
-                let found = lines::rank(&index, &question.text, None, |_, _| false);
-                let ranked: Vec<&str> = found
-                    .iter()
-                    .take(10)
-                    .map(|f| turns[(index.doc(f.doc).id - 1) as usize].2.dia_id.as_str())
-                    .collect();
-                recall.add(question.category, first_hit(&ranked, &question.evidence));
-            }
-        }
-    }
-    if e5.is_some() {
-        std::fs::write(cache, serde_json::to_vec(&vectors)?)?;
-    }
-    Ok(recall)
-}
-
-/// `bench recall --in-process`: the in-process rankings (words; words and e5 when the
-/// local server runs), printed.
-pub async fn run_in_process(options: &Options, client: &reqwest::Client) -> anyhow::Result<()> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut samples = Vec::new();
-    for file in natural::files(&options.data, &repo)? {
-        samples.extend(natural::load(&file)?);
-    }
-    let cache = std::env::temp_dir().join("npc-dialogue-recall-vectors.json");
-    let show = |label: &str, recall: &Recall| {
-        let categories: Vec<String> = recall
-            .by_category
-            .iter()
-            .map(|(c, (n, at5, _))| format!("{} {}", natural::category_name(*c), ratio(*at5, *n)))
-            .collect();
-        println!(
-            "{label}: @5 {} @10 {} | {}",
-            ratio(recall.at5, recall.questions),
-            ratio(recall.at10, recall.questions),
-            categories.join(", ")
-        );
-    };
-    show("plain BM25", &bm25_baseline(&samples));
-    show(
-        "service ranker, words",
-        &in_process(&samples, None, &cache).await?,
-    );
-    timing(&samples);
-    if !options.skip_local
-        && let Ok((vars, _)) = memory::local_server_vars(true, &repo)
-    {
-        let e5 = e5_client(client, &vars);
-        show(
-            "service ranker, hybrid",
-            &in_process(&samples, Some(&e5), &cache).await?,
-        );
-    }
-    Ok(())
-}
-
-/// The ranker's own time at the scale of the latency run: `SCALE_MESSAGES` messages,
-/// `SCALE_FACTS` facts, the questions as queries.
-fn timing(samples: &[Sample]) {
-    use npc_dialogue::{
-        domain::{ConversationId, Role},
-        service::memory::{
-            lexical::index::PairText,
-            lines,
-            retrieval::{self, Query},
-        },
-        store::{facts::FactRow, messages::MessageRow},
-    };
-    let texts: Vec<&str> = samples
-        .iter()
-        .flat_map(|s| {
-            s.sessions
-                .iter()
-                .flat_map(|x| x.turns.iter().map(|t| t.text.as_str()))
-        })
-        .collect();
-    let questions: Vec<&str> = samples
-        .iter()
-        .flat_map(|s| s.questions.iter().map(|q| q.text.as_str()))
-        .collect();
-    let rows: Vec<MessageRow> = (0..SCALE_MESSAGES)
-        .map(|i| MessageRow {
-            id: i as u64 + 1,
-            conversation_id: ConversationId::parse(&format!("c-{}", i / 500)).expect("an id"),
-            seq: (i % 500) as u32 + 1,
-            role: if i % 2 == 0 {
-                Role::Player
-            } else {
-                Role::Character
-            },
-            content: texts[i % texts.len()].to_owned(),
-            source: None,
-            fallback_reason: None,
-            truncated: false,
-            created_at: chrono::Utc::now(),
-        })
-        .collect();
-    let started = std::time::Instant::now();
-    let index = PairText::build(0, rows);
-    println!(
-        "index of {SCALE_MESSAGES} messages built in {:.1} ms, {} KiB",
-        started.elapsed().as_secs_f64() * 1e3,
-        index.bytes() / 1024
-    );
-    let mut times = Vec::new();
-    for q in questions.iter().cycle().take(SCALE_QUERIES) {
-        let started = std::time::Instant::now();
-        let found = lines::rank(&index, q, None, |_, _| false);
-        std::hint::black_box(found);
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    println!(
-        "lines::rank over {SCALE_MESSAGES}: p50 {:.2} ms p95 {:.2} ms",
-        median(&times),
-        p95(&times)
-    );
-    let now = chrono::Utc::now();
-    let facts: Vec<FactRow> = (0..SCALE_FACTS)
-        .map(|i| FactRow {
-            id: i as u64,
-            player_id: "p".into(),
-            character_id: "c".into(),
-            text: format!(
-                "Player mentioned {}",
-                texts[(i * 7) % texts.len()]
-                    .chars()
-                    .take(120)
-                    .collect::<String>()
-            ),
-            text_hash: String::new(),
-            importance: 5,
-            source: npc_dialogue::domain::MemorySource::Conversation,
-            heard_from: None,
-            heard_from_name: None,
-            event_id: None,
-            derived_from: None,
-            hops: 0,
-            conversation_id: None,
-            from_seq: None,
-            to_seq: None,
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-        })
-        .collect();
-    let mut times = Vec::new();
-    for q in questions.iter().cycle().take(SCALE_QUERIES) {
-        let started = std::time::Instant::now();
-        let ranked = retrieval::rank(
-            &facts,
-            &Query::of_pair(q, &index, None),
-            retrieval::PROMPT,
-            now,
-            5,
-        );
-        std::hint::black_box(ranked);
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    println!(
-        "retrieval::rank over {SCALE_FACTS} facts: p50 {:.2} ms p95 {:.2} ms",
-        median(&times),
-        p95(&times)
-    );
 }

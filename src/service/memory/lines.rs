@@ -217,9 +217,12 @@ mod tests {
                 })
                 .collect(),
         );
-        let found = rank(&index, "rain at sea", Some((&[1.0, 0.0], &pair)), |_, _| {
-            false
-        });
+        let meaning = Meaning {
+            vector: &[1.0, 0.0],
+            pair: &pair,
+            min_similarity: 0.0,
+        };
+        let found = rank(&index, "rain at sea", Some(meaning), |_, _| false);
         assert_eq!(index.doc(found[0].doc).id, 2, "the weather, by meaning");
     }
 

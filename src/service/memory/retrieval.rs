@@ -297,23 +297,18 @@ mod tests {
     }
 
     #[test]
-    fn lexical_relevance_is_bm25_as_a_share_of_the_query() {
+    fn relevance_by_words_is_bm25_as_a_share_of_the_query() {
         let english = Analyzer::english();
-        let texts = [
-            "Player has a cat named Whiskers",
-            "Player visited the lighthouse",
-            "Whiskers the cat sleeps on the lighthouse stairs",
+        let facts = vec![
+            fact(1, "Player has a cat named Whiskers", 5, 0),
+            fact(2, "Player visited the lighthouse", 5, 0),
+            fact(3, "Whiskers the cat sleeps on the lighthouse stairs", 5, 0),
         ];
-        let query = english.terms("Where does Whiskers sleep?");
-        let relevance = lexical_relevance(&english, &query, texts.into_iter());
+        let relevance = Query::words("Where does Whiskers sleep?", &english).facts(&facts);
         assert_eq!(relevance[1], 0.0);
         assert!(relevance[2] > relevance[0], "two of the words beat one");
         assert!(relevance.iter().all(|r| (0.0..=1.0).contains(r)));
-        assert!(
-            lexical_relevance(&english, &[], texts.into_iter())
-                .iter()
-                .all(|r| *r == 0.0)
-        );
+        assert!(Query::default().facts(&facts).iter().all(|r| *r == 0.0));
     }
 
     #[test]

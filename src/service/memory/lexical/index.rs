@@ -46,8 +46,11 @@ pub struct PairText {
     bm25: Bm25,
     /// The pair's facts as terms, by id and text hash: a fact is analyzed once, not
     /// for every query (a thousand facts take ~7 ms to analyze).
-    fact_terms: Mutex<HashMap<(u64, String), Arc<[String]>>>,
+    fact_terms: Mutex<FactTerms>,
 }
+
+/// Facts' terms by fact id and text hash.
+type FactTerms = HashMap<(u64, String), Arc<[String]>>;
 
 /// What `apply` found.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,10 +102,12 @@ impl PairText {
     fn append(&mut self, messages: Vec<MessageRow>) {
         for message in messages {
             let next = self.conversations.len() as u32;
-            let (conversation, _) = *self
+            let watermark = self
                 .watermarks
                 .entry(message.conversation_id.clone())
                 .or_insert((next, 0));
+            let conversation = watermark.0;
+            watermark.1 = watermark.1.max(message.seq);
             if conversation == next {
                 self.conversations.push(message.conversation_id.clone());
             }
@@ -119,11 +124,6 @@ impl PairText {
                 role: message.role,
                 created_at: message.created_at,
             });
-            let entry = self
-                .watermarks
-                .get_mut(&message.conversation_id)
-                .expect("inserted above");
-            entry.1 = entry.1.max(message.seq);
         }
     }
 

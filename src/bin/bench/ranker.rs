@@ -1,0 +1,285 @@
+//! `bench recall --in-process`: the service's own rankers called in this process over
+//! the natural datasets, without the HTTP, the database or the background work — for
+//! trying a change of the ranker in seconds — and their time at the latency run's scale.
+
+use crate::{
+    baseline::E5,
+    load::median,
+    memory,
+    natural::{self, Sample},
+    recall::{
+        Options, Recall, SCALE_FACTS, SCALE_MESSAGES, SCALE_QUERIES, bm25_baseline, e5_client,
+        first_hit, p95, placed, ratio,
+    },
+};
+use std::{collections::HashMap, path::Path, path::PathBuf};
+
+/// The service's own ranking of messages (`lines::rank`), called in this process over
+/// each sample's messages — what `/memory/search?kinds=message` ranks, without the HTTP,
+/// the database or the background work: for trying a change of the ranker in seconds.
+/// With `e5`, the vectors are the local server's, made as the service makes them
+/// (documents and queries on their sides), kept in `cache` between runs.
+pub async fn in_process(
+    samples: &[Sample],
+    e5: Option<&E5>,
+    cache: &Path,
+) -> anyhow::Result<Recall> {
+    use npc_dialogue::{
+        domain::{ConversationId, Role},
+        service::memory::{lexical::index::PairText, lines, vectors::PairVectors},
+        store::{
+            messages::MessageRow,
+            vectors::{ItemKind, VectorRow},
+        },
+    };
+    let mut vectors: HashMap<String, Vec<f32>> = std::fs::read(cache)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let mut recall = Recall::default();
+    for sample in samples {
+        let turns = placed(sample);
+        let rows = turns
+            .iter()
+            .enumerate()
+            .map(
+                |(i, (conversation, seq, turn))| -> anyhow::Result<MessageRow> {
+                    Ok(MessageRow {
+                        id: i as u64 + 1,
+                        conversation_id: ConversationId::parse(conversation)?,
+                        seq: *seq,
+                        role: if turn.speaker == sample.speaker_a {
+                            Role::Player
+                        } else {
+                            Role::Character
+                        },
+                        content: turn.text.clone(),
+                        source: None,
+                        fallback_reason: None,
+                        truncated: false,
+                        created_at: chrono::Utc::now(),
+                    })
+                },
+            )
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let index = PairText::build(0, rows);
+        let mut pair = PairVectors::default();
+        if let Some(e5) = e5 {
+            let key = |side: &str, text: &str| format!("{side}\u{1}{text}");
+            let missing: Vec<String> = turns
+                .iter()
+                .map(|(_, _, turn)| turn.text.clone())
+                .filter(|text| !vectors.contains_key(&key("passage", text)))
+                .collect();
+            for (text, vector) in missing.iter().zip(e5.embed(&missing, "passage").await?) {
+                vectors.insert(key("passage", text), vector);
+            }
+            let missing: Vec<String> = sample
+                .questions
+                .iter()
+                .map(|q| q.text.clone())
+                .filter(|text| !vectors.contains_key(&key("query", text)))
+                .collect();
+            for (text, vector) in missing.iter().zip(e5.embed(&missing, "query").await?) {
+                vectors.insert(key("query", text), vector);
+            }
+            pair.apply(
+                turns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, _, turn))| VectorRow {
+                        rev: i as u64 + 1,
+                        kind: ItemKind::Message,
+                        item_id: i as u64 + 1,
+                        conversation_id: None,
+                        seq: None,
+                        text_hash: None,
+                        vector: vectors[&key("passage", &turn.text)].clone(),
+                    })
+                    .collect(),
+            );
+            for question in &sample.questions {
+                let query = &vectors[&key("query", &question.text)];
+                let meaning = lines::Meaning {
+                    vector: query,
+                    pair: &pair,
+                    min_similarity: f64::MIN_POSITIVE,
+                };
+                let found = lines::rank(&index, &question.text, Some(meaning), |_, _| false);
+                let ranked: Vec<&str> = found
+                    .iter()
+                    .take(10)
+                    .map(|f| turns[(index.doc(f.doc).id - 1) as usize].2.dia_id.as_str())
+                    .collect();
+                recall.add(question.category, first_hit(&ranked, &question.evidence));
+            }
+        } else {
+            for question in &sample.questions {
+                let found = lines::rank(&index, &question.text, None, |_, _| false);
+                let ranked: Vec<&str> = found
+                    .iter()
+                    .take(10)
+                    .map(|f| turns[(index.doc(f.doc).id - 1) as usize].2.dia_id.as_str())
+                    .collect();
+                recall.add(question.category, first_hit(&ranked, &question.evidence));
+            }
+        }
+    }
+    if e5.is_some() {
+        std::fs::write(cache, serde_json::to_vec(&vectors)?)?;
+    }
+    Ok(recall)
+}
+
+/// `bench recall --in-process`: the in-process rankings (words; words and e5 when the
+/// local server runs), printed.
+pub async fn run_in_process(options: &Options, client: &reqwest::Client) -> anyhow::Result<()> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut samples = Vec::new();
+    for file in natural::files(&options.data, &repo)? {
+        samples.extend(natural::load(&file)?);
+    }
+    let cache = std::env::temp_dir().join("npc-dialogue-recall-vectors.json");
+    let show = |label: &str, recall: &Recall| {
+        let categories: Vec<String> = recall
+            .by_category
+            .iter()
+            .map(|(c, (n, at5, _))| format!("{} {}", natural::category_name(*c), ratio(*at5, *n)))
+            .collect();
+        println!(
+            "{label}: @5 {} @10 {} | {}",
+            ratio(recall.at5, recall.questions),
+            ratio(recall.at10, recall.questions),
+            categories.join(", ")
+        );
+    };
+    show("plain BM25", &bm25_baseline(&samples));
+    show(
+        "service ranker, words",
+        &in_process(&samples, None, &cache).await?,
+    );
+    timing(&samples)?;
+    if !options.skip_local
+        && let Ok((vars, _)) = memory::local_server_vars(true, &repo)
+    {
+        let e5 = e5_client(client, &vars);
+        show(
+            "service ranker, hybrid",
+            &in_process(&samples, Some(&e5), &cache).await?,
+        );
+    }
+    Ok(())
+}
+
+/// The ranker's own time at the scale of the latency run: `SCALE_MESSAGES` messages,
+/// `SCALE_FACTS` facts, the questions as queries.
+fn timing(samples: &[Sample]) -> anyhow::Result<()> {
+    use npc_dialogue::{
+        domain::{ConversationId, Role},
+        service::memory::{
+            lexical::index::PairText,
+            lines,
+            retrieval::{self, Query},
+        },
+        store::{facts::FactRow, messages::MessageRow},
+    };
+    let texts: Vec<&str> = samples
+        .iter()
+        .flat_map(|s| {
+            s.sessions
+                .iter()
+                .flat_map(|x| x.turns.iter().map(|t| t.text.as_str()))
+        })
+        .collect();
+    let questions: Vec<&str> = samples
+        .iter()
+        .flat_map(|s| s.questions.iter().map(|q| q.text.as_str()))
+        .collect();
+    let conversations = (0..SCALE_MESSAGES.div_ceil(500))
+        .map(|c| ConversationId::parse(&format!("c-{c}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<MessageRow> = (0..SCALE_MESSAGES)
+        .map(|i| MessageRow {
+            id: i as u64 + 1,
+            conversation_id: conversations[i / 500].clone(),
+            seq: (i % 500) as u32 + 1,
+            role: if i % 2 == 0 {
+                Role::Player
+            } else {
+                Role::Character
+            },
+            content: texts[i % texts.len()].to_owned(),
+            source: None,
+            fallback_reason: None,
+            truncated: false,
+            created_at: chrono::Utc::now(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let index = PairText::build(0, rows);
+    println!(
+        "index of {SCALE_MESSAGES} messages built in {:.1} ms, {} KiB",
+        started.elapsed().as_secs_f64() * 1e3,
+        index.bytes() / 1024
+    );
+    let mut times = Vec::new();
+    for q in questions.iter().cycle().take(SCALE_QUERIES) {
+        let started = std::time::Instant::now();
+        let found = lines::rank(&index, q, None, |_, _| false);
+        std::hint::black_box(found);
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "lines::rank over {SCALE_MESSAGES}: p50 {:.2} ms p95 {:.2} ms",
+        median(&times),
+        p95(&times)
+    );
+    let now = chrono::Utc::now();
+    let facts: Vec<FactRow> = (0..SCALE_FACTS)
+        .map(|i| FactRow {
+            id: i as u64,
+            player_id: "p".into(),
+            character_id: "c".into(),
+            text: format!(
+                "Player mentioned {}",
+                texts[(i * 7) % texts.len()]
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            ),
+            text_hash: String::new(),
+            importance: 5,
+            source: npc_dialogue::domain::MemorySource::Conversation,
+            heard_from: None,
+            heard_from_name: None,
+            event_id: None,
+            derived_from: None,
+            hops: 0,
+            conversation_id: None,
+            from_seq: None,
+            to_seq: None,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        })
+        .collect();
+    let mut times = Vec::new();
+    for q in questions.iter().cycle().take(SCALE_QUERIES) {
+        let started = std::time::Instant::now();
+        let ranked = retrieval::rank(
+            &facts,
+            &Query::of_pair(q, &index, None),
+            retrieval::PROMPT,
+            now,
+            5,
+        );
+        std::hint::black_box(ranked);
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "retrieval::rank over {SCALE_FACTS} facts: p50 {:.2} ms p95 {:.2} ms",
+        median(&times),
+        p95(&times)
+    );
+    Ok(())
+}
