@@ -38,7 +38,7 @@ pub struct Meaning<'a> {
 }
 
 /// Every message relevant to `query` at all (a query word, or a vector similar
-/// enough), best first, ties to the later message; `leave_out` skips some (a prompt's
+/// enough), best first, ties to the line holding the words, then to the later message; `leave_out` skips some (a prompt's
 /// own window).
 pub fn rank(
     index: &PairText,
@@ -65,7 +65,8 @@ pub fn rank(
         }
         dense
     });
-    let lexical = smoothed(index, &lexical, WORDS_FROM_NEIGHBOURS);
+    let own_words = lexical;
+    let lexical = smoothed(index, &own_words, WORDS_FROM_NEIGHBOURS);
     let dense = dense.map(|dense| {
         let cosines: Vec<f64> = dense.iter().map(|cosine| cosine.unwrap_or(0.0)).collect();
         let smoothed = smoothed(index, &cosines, MEANING_FROM_NEIGHBOURS);
@@ -86,7 +87,14 @@ pub fn rank(
             relevance,
         })
         .collect();
-    found.sort_by(|a, b| b.relevance.total_cmp(&a.relevance).then(b.doc.cmp(&a.doc)));
+    // On a tie (an answer between two hits reaches their score), the line that holds
+    // the words goes first.
+    found.sort_by(|a, b| {
+        b.relevance
+            .total_cmp(&a.relevance)
+            .then(own_words[b.doc as usize].total_cmp(&own_words[a.doc as usize]))
+            .then(b.doc.cmp(&a.doc))
+    });
     found
 }
 
