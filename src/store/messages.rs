@@ -1,9 +1,7 @@
 //! The `messages` table: gapless `seq` per conversation; imported ones carry the
 //! studio's `client_id`.
 
-use crate::domain::{
-    CharacterId, ClientMessageId, ConversationId, FallbackReason, PlayerId, Role, Source,
-};
+use crate::domain::{ClientMessageId, ConversationId, FallbackReason, Role, Source};
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool, QueryBuilder};
 
@@ -271,24 +269,4 @@ pub async fn after_seqs<'c>(
     }
     query.push(" ORDER BY conversation_id, seq");
     query.build_query_as().fetch_all(conn).await
-}
-
-/// Every message between the player and the character, in all their conversations,
-/// oldest first (a lexical search reads them all).
-pub async fn of_pair(
-    pool: &MySqlPool,
-    player_id: &PlayerId,
-    character_id: &CharacterId,
-) -> sqlx::Result<Vec<MessageRow>> {
-    sqlx::query_as(
-        "SELECT m.id, m.conversation_id, m.seq, m.role, m.content, m.source, m.fallback_reason,
-             m.truncated, m.created_at
-         FROM conversations c JOIN messages m ON m.conversation_id = c.id
-         WHERE c.player_id = ? AND c.character_id = ?
-         ORDER BY m.created_at, m.id",
-    )
-    .bind(player_id)
-    .bind(character_id)
-    .fetch_all(pool)
-    .await
 }

@@ -6,19 +6,10 @@
 use crate::{
     helpers::TestApp,
     memory::{eventually, extraction, jobs_left, with_quick_jobs},
+    semantic::search,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-async fn search(app: &TestApp, query: &str) -> Vec<Value> {
-    let (status, body) = app
-        .get_json(&format!(
-            "/memory/search?character_id=mara&player_id=p-1&{query}"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["results"].as_array().cloned().unwrap_or_default()
-}
 
 /// A history imported as a studio would: the character asks, the player answers in
 /// words the later question does not use.

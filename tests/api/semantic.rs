@@ -40,7 +40,8 @@ async fn vectors(app: &TestApp, kind: &str, model: &str) -> i64 {
         .unwrap()
 }
 
-async fn search(app: &TestApp, query: &str) -> Vec<Value> {
+/// Mara's memory of p-1 searched with `query`, the results (200 asserted).
+pub(crate) async fn search(app: &TestApp, query: &str) -> Vec<Value> {
     let (status, body) = app
         .get_json(&format!(
             "/memory/search?character_id=mara&player_id=p-1&{query}"

@@ -222,17 +222,10 @@ fn timing(samples: &[Sample]) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() * 1e3,
         index.bytes() / 1024
     );
-    let mut times = Vec::new();
-    for q in questions.iter().cycle().take(SCALE_QUERIES) {
-        let started = std::time::Instant::now();
-        let found = lines::rank(&index, q, None, |_, _| false);
-        std::hint::black_box(found);
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    println!(
-        "lines::rank over {SCALE_MESSAGES}: p50 {:.2} ms p95 {:.2} ms",
-        median(&times),
-        p95(&times)
+    timed(
+        &format!("lines::rank over {SCALE_MESSAGES}"),
+        &questions,
+        |q| lines::rank(&index, q, None, |_, _| false),
     );
     let now = chrono::Utc::now();
     let facts: Vec<FactRow> = (0..SCALE_FACTS)
@@ -263,23 +256,33 @@ fn timing(samples: &[Sample]) -> anyhow::Result<()> {
             last_used_at: None,
         })
         .collect();
+    timed(
+        &format!("retrieval::rank over {SCALE_FACTS} facts"),
+        &questions,
+        |q| {
+            retrieval::rank(
+                &facts,
+                &Query::of_pair(q, &index, None),
+                retrieval::PROMPT,
+                now,
+                5,
+            )
+        },
+    );
+    Ok(())
+}
+
+/// Runs `rank` on `SCALE_QUERIES` of the questions, in turn, and prints its p50 and p95.
+fn timed<T>(what: &str, questions: &[&str], rank: impl Fn(&str) -> T) {
     let mut times = Vec::new();
     for q in questions.iter().cycle().take(SCALE_QUERIES) {
         let started = std::time::Instant::now();
-        let ranked = retrieval::rank(
-            &facts,
-            &Query::of_pair(q, &index, None),
-            retrieval::PROMPT,
-            now,
-            5,
-        );
-        std::hint::black_box(ranked);
+        std::hint::black_box(rank(q));
         times.push(started.elapsed().as_secs_f64() * 1e3);
     }
     println!(
-        "retrieval::rank over {SCALE_FACTS} facts: p50 {:.2} ms p95 {:.2} ms",
+        "{what}: p50 {:.2} ms p95 {:.2} ms",
         median(&times),
         p95(&times)
     );
-    Ok(())
 }

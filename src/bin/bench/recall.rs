@@ -328,6 +328,17 @@ async fn run_mode(
         };
         let measured = async {
             let result = measure(&api, mock, samples, label).await?;
+            if !vars.is_empty() {
+                // What the hybrid rows rest on: a message without its vector is found by
+                // words alone.
+                let (messages, vectors): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM messages),
+                        (SELECT COUNT(*) FROM memory_vectors WHERE kind = 'message')",
+                )
+                .fetch_one(&pool)
+                .await?;
+                eprintln!("  {vectors} message vectors for {messages} messages");
+            }
             let scale = match measure_scale {
                 true => Some(scale(&api, &pool, samples).await?),
                 false => None,

@@ -66,7 +66,13 @@ pub fn rank(
         dense
     });
     let own_words = lexical;
-    let lexical = smoothed(index, &own_words, WORDS_FROM_NEIGHBOURS);
+    // Capped to stay on the scale facts are scored on (a line holding every query word
+    // is about 1); a line reaches the cap only with support on both sides of it. Not the
+    // cosines: they are fused by rank, and e5's sit so high that a cap would tie them all.
+    let lexical: Vec<f64> = smoothed(index, &own_words, WORDS_FROM_NEIGHBOURS)
+        .into_iter()
+        .map(|score| score.min(1.0))
+        .collect();
     let dense = dense.map(|dense| {
         let cosines: Vec<f64> = dense.iter().map(|cosine| cosine.unwrap_or(0.0)).collect();
         let smoothed = smoothed(index, &cosines, MEANING_FROM_NEIGHBOURS);
@@ -106,10 +112,7 @@ fn smoothed(index: &PairText, scores: &[f64], (before, after): (f64, f64)) -> Ve
             let at = index.doc(doc as DocId);
             let of = |seq: u32| index.at(at, seq).map_or(0.0, |d| scores[d as usize]);
             let previous = if at.seq > 1 { of(at.seq - 1) } else { 0.0 };
-            // Capped to stay on the scale facts are scored on (a line holding every
-            // query word is about 1); a line reaches the cap only with support on
-            // both sides of it.
-            (scores[doc] + before * previous + after * of(at.seq + 1)).min(1.0)
+            scores[doc] + before * previous + after * of(at.seq + 1)
         })
         .collect()
 }
