@@ -110,6 +110,49 @@ async fn an_answer_is_found_through_its_question_and_comes_with_its_neighbours()
 }
 
 #[tokio::test]
+async fn the_characters_own_name_finds_nothing_but_asked_alone_finds_them_named() {
+    let app = TestApp::spawn_with(&with_quick_jobs(&[])).await;
+    app.create_mara("mara").await;
+    let lines = [
+        ("player", "Good evening, Mara."),
+        ("character", "Evening. Sit anywhere."),
+        ("player", "Is the stew any good tonight?"),
+        ("character", "Mutton stew, best in Fenford."),
+        ("player", "Then I'll have a bowl, Mara."),
+    ];
+    let messages: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (role, content))| {
+            json!({"client_id": format!("m-{i}"), "role": role, "content": content,
+                   "created_at": format!("2025-05-0{}T10:00:00Z", i + 1)})
+        })
+        .collect();
+    let response = app
+        .request(Method::POST, "/conversations/c-stew/import")
+        .json(&json!({"player_id": "p-1", "character_id": "mara", "messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seqs = |results: &[Value]| -> Vec<u64> {
+        results.iter().map(|r| r["seq"].as_u64().unwrap()).collect()
+    };
+    // Every line is said by Mara or to her: "stew" alone tells them apart, and the
+    // greeting that names her is no answer.
+    let found = search(&app, "q=What+does+Mara+think+of+the+stew%3F&kinds=message").await;
+    let mut top = seqs(&found)[..2].to_vec();
+    top.sort();
+    assert_eq!(top, vec![3, 4], "{found:?}");
+    assert!(!seqs(&found).contains(&1), "{found:?}");
+    // Her name alone is what was asked for.
+    let named = search(&app, "q=Mara&kinds=message").await;
+    let mut named_seqs = seqs(&named)[..2].to_vec();
+    named_seqs.sort();
+    assert_eq!(named_seqs, vec![1, 5], "{named:?}");
+}
+
+#[tokio::test]
 async fn a_fact_comes_with_the_lines_it_was_learned_from() {
     let app = TestApp::spawn_with(&with_quick_jobs(&[])).await;
     app.create_mara("mara").await;

@@ -219,13 +219,49 @@ struct JobStats {
     parked: i64,
 }
 
-/// The service as the memory runs drive it.
+/// The service as the memory runs drive it, talking to one character.
 pub struct Api {
     pub client: reqwest::Client,
     pub base: String,
+    pub character: String,
 }
 
 impl Api {
+    /// The service at `base`, talking to `CHARACTER`.
+    pub fn new(client: &reqwest::Client, base: &str) -> Self {
+        Self {
+            client: client.clone(),
+            base: base.to_owned(),
+            character: CHARACTER.to_owned(),
+        }
+    }
+
+    /// The same service, talking to the character `id`.
+    pub fn with_character(&self, id: &str) -> Self {
+        Self {
+            character: id.to_owned(),
+            ..Self::new(&self.client, &self.base)
+        }
+    }
+
+    /// Creates (or renames) this character, called `name`.
+    pub async fn put_character(&self, name: &str) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .put(format!("{}/characters/{}", self.base, self.character))
+            .json(&json!({"name": name, "persona": format!("{name}, as in the conversations.")}))
+            .send()
+            .await?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "PUT /characters/{}: {status}: {}",
+            self.character,
+            response.text().await.unwrap_or_default()
+        );
+        Ok(())
+    }
+
     pub async fn import(
         &self,
         conversation: &str,
@@ -236,7 +272,7 @@ impl Api {
             let response = self
                 .client
                 .post(format!("{}/conversations/{conversation}/import", self.base))
-                .json(&json!({"player_id": player, "character_id": CHARACTER, "messages": batch}))
+                .json(&json!({"player_id": player, "character_id": self.character, "messages": batch}))
                 .send()
                 .await?;
             let status = response.status();
@@ -307,7 +343,7 @@ impl Api {
         let url = url::Url::parse_with_params(
             &format!("{}/memory/search", self.base),
             &[
-                ("character_id", CHARACTER),
+                ("character_id", self.character.as_str()),
                 ("player_id", player),
                 ("q", q),
                 ("limit", &SEARCH_LIMIT.to_string()),
@@ -332,7 +368,7 @@ impl Api {
         let url = url::Url::parse_with_params(
             &format!("{}/memory", self.base),
             &[
-                ("character_id", CHARACTER),
+                ("character_id", self.character.as_str()),
                 ("player_id", player),
                 ("limit", "500"),
             ],
@@ -361,7 +397,7 @@ impl Api {
             ))
             .json(&json!({
                 "player_id": player,
-                "character_id": CHARACTER,
+                "character_id": self.character,
                 "content": content,
                 "affinity": 35,
             }))
@@ -589,10 +625,7 @@ async fn measure_mode(
     mode: &Mode,
     max_scale: usize,
 ) -> anyhow::Result<ModeResult> {
-    let api = Api {
-        client: client.clone(),
-        base: service.base_url.clone(),
-    };
+    let api = Api::new(client, &service.base_url);
     Turns::new(client.clone(), &service.base_url)
         .create_character()
         .await?;

@@ -14,6 +14,19 @@ use crate::{
 };
 use std::{collections::HashMap, path::Path, path::PathBuf};
 
+/// Older lines a prompt recalls by default (`MEMORY_MESSAGES_IN_PROMPT`).
+const NOTES_LINES: u32 = 3;
+
+/// What the in-process rankings found.
+#[derive(Debug, Default)]
+pub struct InProcess {
+    /// `lines::rank`'s first ten.
+    pub search: Recall,
+    /// Questions for which the lines a prompt would recall (`recall::older_lines`, with
+    /// their neighbours) hold an evidence message.
+    pub notes: usize,
+}
+
 /// The service's own ranking of messages (`lines::rank`), called in this process over
 /// each sample's messages — what `/memory/search?kinds=message` ranks, without the HTTP,
 /// the database or the background work: for trying a change of the ranker in seconds.
@@ -23,10 +36,14 @@ pub async fn in_process(
     samples: &[Sample],
     e5: Option<&E5>,
     cache: &Path,
-) -> anyhow::Result<Recall> {
+) -> anyhow::Result<InProcess> {
     use npc_dialogue::{
         domain::{ConversationId, Role},
-        service::memory::{lexical::index::PairText, lines, vectors::PairVectors},
+        service::memory::{
+            lexical::{index::PairText, names::unnamed},
+            lines, recall,
+            vectors::PairVectors,
+        },
         store::{
             messages::MessageRow,
             vectors::{ItemKind, VectorRow},
@@ -36,7 +53,8 @@ pub async fn in_process(
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let mut recall = Recall::default();
+    let key = |side: &str, text: &str| format!("{side}\u{1}{text}");
+    let mut recall = InProcess::default();
     for sample in samples {
         let turns = placed(sample);
         let rows = turns
@@ -65,7 +83,6 @@ pub async fn in_process(
         let index = PairText::build(0, rows);
         let mut pair = PairVectors::default();
         if let Some(e5) = e5 {
-            let key = |side: &str, text: &str| format!("{side}\u{1}{text}");
             let missing: Vec<String> = turns
                 .iter()
                 .map(|(_, _, turn)| turn.text.clone())
@@ -77,7 +94,7 @@ pub async fn in_process(
             let missing: Vec<String> = sample
                 .questions
                 .iter()
-                .map(|q| q.text.clone())
+                .map(|q| unnamed(&q.text, &sample.speaker_b))
                 .filter(|text| !vectors.contains_key(&key("query", text)))
                 .collect();
             for (text, vector) in missing.iter().zip(e5.embed(&missing, "query").await?) {
@@ -98,31 +115,38 @@ pub async fn in_process(
                     })
                     .collect(),
             );
-            for question in &sample.questions {
-                let query = &vectors[&key("query", &question.text)];
-                let meaning = lines::Meaning {
-                    vector: query,
-                    pair: &pair,
-                    min_similarity: f64::MIN_POSITIVE,
-                };
-                let found = lines::rank(&index, &question.text, Some(meaning), |_, _| false);
-                let ranked: Vec<&str> = found
+        }
+        for question in &sample.questions {
+            // As the service asks it: without the character's name.
+            let text = unnamed(&question.text, &sample.speaker_b);
+            let query = e5.map(|_| vectors[&key("query", &text)].as_slice());
+            let meaning = query.map(|vector| lines::Meaning {
+                vector,
+                pair: &pair,
+                min_similarity: f64::MIN_POSITIVE,
+            });
+            let dia_id = |id: u64| turns[(id - 1) as usize].2.dia_id.as_str();
+            let found = lines::rank(&index, &text, meaning, |_, _| false);
+            let ranked: Vec<&str> = found
+                .iter()
+                .take(10)
+                .map(|f| dia_id(index.doc(f.doc).id))
+                .collect();
+            recall
+                .search
+                .add(question.category, first_hit(&ranked, &question.evidence));
+            let noted = recall::older_lines(
+                &index,
+                &text,
+                query.map(|vector| (vector, &pair)),
+                None,
+                NOTES_LINES,
+            );
+            recall.notes += usize::from(
+                noted
                     .iter()
-                    .take(10)
-                    .map(|f| turns[(index.doc(f.doc).id - 1) as usize].2.dia_id.as_str())
-                    .collect();
-                recall.add(question.category, first_hit(&ranked, &question.evidence));
-            }
-        } else {
-            for question in &sample.questions {
-                let found = lines::rank(&index, &question.text, None, |_, _| false);
-                let ranked: Vec<&str> = found
-                    .iter()
-                    .take(10)
-                    .map(|f| turns[(index.doc(f.doc).id - 1) as usize].2.dia_id.as_str())
-                    .collect();
-                recall.add(question.category, first_hit(&ranked, &question.evidence));
-            }
+                    .any(|id| question.evidence.iter().any(|e| e == dia_id(*id))),
+            );
         }
     }
     if e5.is_some() {
@@ -140,33 +164,32 @@ pub async fn run_in_process(options: &Options, client: &reqwest::Client) -> anyh
         samples.extend(natural::load(&file)?);
     }
     let cache = std::env::temp_dir().join("npc-dialogue-recall-vectors.json");
-    let show = |label: &str, recall: &Recall| {
+    let show = |label: &str, recall: &Recall, notes: Option<usize>| {
         let categories: Vec<String> = recall
             .by_category
             .iter()
             .map(|(c, (n, at5, _))| format!("{} {}", natural::category_name(*c), ratio(*at5, *n)))
             .collect();
+        let notes = notes.map_or_else(String::new, |notes| {
+            format!(" | notes' lines {}", ratio(notes, recall.questions))
+        });
         println!(
-            "{label}: @5 {} @10 {} | {}",
+            "{label}: @5 {} @10 {} | {}{notes}",
             ratio(recall.at5, recall.questions),
             ratio(recall.at10, recall.questions),
             categories.join(", ")
         );
     };
-    show("plain BM25", &bm25_baseline(&samples));
-    show(
-        "service ranker, words",
-        &in_process(&samples, None, &cache).await?,
-    );
+    show("plain BM25", &bm25_baseline(&samples), None);
+    let words = in_process(&samples, None, &cache).await?;
+    show("service ranker, words", &words.search, Some(words.notes));
     timing(&samples)?;
     if !options.skip_local
         && let Ok((vars, _)) = memory::local_server_vars(true, &repo)
     {
         let e5 = e5_client(client, &vars);
-        show(
-            "service ranker, hybrid",
-            &in_process(&samples, Some(&e5), &cache).await?,
-        );
+        let hybrid = in_process(&samples, Some(&e5), &cache).await?;
+        show("service ranker, hybrid", &hybrid.search, Some(hybrid.notes));
     }
     Ok(())
 }

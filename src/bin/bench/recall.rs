@@ -117,6 +117,12 @@ fn player_of(sample: &Sample) -> String {
     format!("p-{}", slug(&sample.id))
 }
 
+/// The service talking to the sample's second speaker, a character of their name: what a
+/// game importing the talk would create.
+fn api_of(api: &Api, sample: &Sample) -> Api {
+    api.with_character(&format!("c-{}", slug(&sample.id)))
+}
+
 fn conversation_of(sample: &Sample, session: u32) -> String {
     format!("{}-s{session}", slug(&sample.id))
 }
@@ -322,10 +328,7 @@ async fn run_mode(
         let service = Service::start(binary, &settings, client)
             .await
             .context("starting the service")?;
-        let api = Api {
-            client: client.clone(),
-            base: service.base_url.clone(),
-        };
+        let api = Api::new(client, &service.base_url);
         let measured = async {
             let result = measure(&api, mock, samples, label).await?;
             if !vars.is_empty() {
@@ -401,6 +404,8 @@ async fn measure(
     };
     let started = Instant::now();
     for sample in samples {
+        let api = api_of(api, sample);
+        api.put_character(&sample.speaker_b).await?;
         for session in &sample.sessions {
             let turns: Vec<&natural::Turn> = session.turns.iter().collect();
             api.import(
@@ -424,6 +429,7 @@ async fn measure(
     );
     // 1. Search.
     for sample in samples {
+        let api = api_of(api, sample);
         let turns = placed(sample);
         let by_place: HashMap<(&str, u32), &str> = turns
             .iter()
@@ -462,6 +468,7 @@ async fn measure(
             .flat_map(|session| &session.turns)
             .map(|turn| (turn.dia_id.as_str(), normalized(&turn.text)))
             .collect();
+        let api = api_of(api, sample);
         let player = player_of(sample);
         let conversation = format!("{}-asked", slug(&sample.id));
         for question in &sample.questions {

@@ -42,6 +42,8 @@ pub struct Ask<'a> {
     pub character_id: &'a CharacterId,
     /// The player's erasure count as the turn read it.
     pub generation: u32,
+    /// The character's name: no evidence in their memory (`lexical::names`).
+    pub character_name: &'a str,
     /// What the player just said, and its vector when it could be embedded.
     pub line: &'a str,
     pub line_vector: Option<&'a [f32]>,
@@ -153,16 +155,17 @@ pub async fn for_prompt(
         0 => Vec::new(),
         _ => facts::of_pair(&mut *conn, ask.player_id, ask.character_id).await?,
     };
+    let line = lexical::names::unnamed(ask.line, ask.character_name);
     let (chosen, ids) = {
         let index = lexical::read(&text);
-        let query = Query::of_pair(ask.line, &index, meaning);
+        let query = Query::of_pair(&line, &index, meaning);
         let chosen: Vec<FactRow> = choose(&facts, &query, ask.facts)
             .into_iter()
             .cloned()
             .collect();
         let ids = match ask.messages {
             0 => Vec::new(),
-            limit => older_lines(&index, ask.line, meaning, ask.window, limit),
+            limit => older_lines(&index, &line, meaning, ask.window, limit),
         };
         (chosen, ids)
     };
@@ -271,10 +274,11 @@ pub async fn list(
             .collect());
     };
     let (generation, index) = super::search::pair_text(services, player_id, character_id).await?;
+    let text = super::search::query_text(services, character_id, text).await?;
     let prepared =
-        super::search::prepare(services, player_id, character_id, generation, text).await?;
+        super::search::prepare(services, player_id, character_id, generation, &text).await?;
     let index = lexical::read(&index);
-    let query = Query::of_pair(text, &index, prepared.meaning());
+    let query = Query::of_pair(&text, &index, prepared.meaning());
     Ok(
         retrieval::rank(&facts, &query, retrieval::PROMPT, now, limit)
             .into_iter()

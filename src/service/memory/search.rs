@@ -17,7 +17,7 @@ use crate::{
     domain::{CharacterId, ConversationId, PlayerId, Role},
     llm::{Purpose, embeddings::Side},
     service::{ServiceResult, Services, money::ledger::CallFor},
-    store::{facts, messages, messages::MessageRow},
+    store::{characters, facts, messages, messages::MessageRow},
 };
 use chrono::{DateTime, Utc};
 use std::{collections::HashMap, sync::Arc};
@@ -122,6 +122,19 @@ pub async fn pair_text(
     Ok((generation, text))
 }
 
+/// `text` as the pair's memory is searched for it: without the character's name
+/// (`lexical::names`), for words and meaning alike.
+pub async fn query_text(
+    services: &Services,
+    character_id: &CharacterId,
+    text: &str,
+) -> ServiceResult<String> {
+    Ok(match characters::get(&services.pool, character_id).await? {
+        Some(character) => lexical::names::unnamed(text, &character.name),
+        None => text.to_owned(),
+    })
+}
+
 /// What to search.
 #[derive(Debug, Clone, Copy)]
 pub struct Search<'a> {
@@ -196,12 +209,13 @@ pub async fn search(services: &Services, search: Search<'_>) -> ServiceResult<Ve
         // No history: nothing to find, and no embedding paid for.
         return Ok(Vec::new());
     }
+    let query_text = query_text(services, search.character_id, search.text).await?;
     let prepared = prepare(
         services,
         search.player_id,
         search.character_id,
         generation,
-        search.text,
+        &query_text,
     )
     .await?;
     let facts = match search.facts {
@@ -213,7 +227,7 @@ pub async fn search(services: &Services, search: Search<'_>) -> ServiceResult<Ve
     // Ranked under the index's lock, no await inside; the texts are read after.
     let (chosen, ids) = {
         let index = lexical::read(&text);
-        let query = Query::of_pair(search.text, &index, prepared.meaning());
+        let query = Query::of_pair(&query_text, &index, prepared.meaning());
         let mut chosen: Vec<Chosen> = Vec::new();
         if search.facts {
             let ranked = retrieval::rank(&facts, &query, retrieval::SEARCH, now, limit);
@@ -247,7 +261,7 @@ pub async fn search(services: &Services, search: Search<'_>) -> ServiceResult<Ve
             }));
         }
         if search.messages {
-            let found = lines::rank(&index, search.text, prepared.lines(), |_, _| false);
+            let found = lines::rank(&index, &query_text, prepared.lines(), |_, _| false);
             chosen.extend(found.into_iter().take(limit).map(|found| {
                 let said_at = index.doc(found.doc).created_at;
                 Chosen {

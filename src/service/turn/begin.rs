@@ -209,6 +209,7 @@ async fn plan<'t>(
         player_id: &turn.player_id,
         character_id: &turn.character_id,
         generation: locked.generation,
+        character_name: &character.name,
         line: turn.content.as_str(),
         line_vector,
         window: begun

@@ -8,6 +8,7 @@
 pub mod analyzer;
 pub mod bm25;
 pub mod index;
+pub mod names;
 
 use super::pair_cache::{Entry, PairCache};
 use crate::{
