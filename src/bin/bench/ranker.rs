@@ -126,12 +126,8 @@ pub async fn in_process(
                 min_similarity: f64::MIN_POSITIVE,
             });
             let dia_id = |id: u64| turns[(id - 1) as usize].2.dia_id.as_str();
-            let found = lines::rank(&index, &text, meaning, |_, _| false);
-            let ranked: Vec<&str> = found
-                .iter()
-                .take(10)
-                .map(|f| dia_id(index.doc(f.doc).id))
-                .collect();
+            let found = lines::rank(&index, &text, meaning, 10, |_, _| false);
+            let ranked: Vec<&str> = found.iter().map(|f| dia_id(index.doc(f.doc).id)).collect();
             recall
                 .search
                 .add(question.category, first_hit(&ranked, &question.evidence));
@@ -248,7 +244,7 @@ fn timing(samples: &[Sample]) -> anyhow::Result<()> {
     timed(
         &format!("lines::rank over {SCALE_MESSAGES}"),
         &questions,
-        |q| lines::rank(&index, q, None, |_, _| false),
+        |q| lines::rank(&index, q, None, 10, |_, _| false),
     );
     let now = chrono::Utc::now();
     let facts: Vec<FactRow> = (0..SCALE_FACTS)

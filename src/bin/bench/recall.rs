@@ -112,9 +112,25 @@ pub struct Results {
     pub scale: Option<ScaleResult>,
 }
 
-/// A sample's ids in the service: its player and one conversation per session.
-fn player_of(sample: &Sample) -> String {
-    format!("p-{}", slug(&sample.id))
+/// Questions asked as turns of one copy of a sample's history. Each turn stores the
+/// question and the mock's reply, which the pair's later turns recall beside the
+/// evidence: 455 questions in one pair would measure the bench's own questions more
+/// than the history (at 455, 263 turns' recalled lines quoted an earlier question).
+/// So the history is imported once per `TURNS_PER_COPY` questions, each copy a player
+/// of its own; the searches, all made before the first turn, ask the first copy.
+const TURNS_PER_COPY: usize = 30;
+
+fn copies(sample: &Sample) -> usize {
+    sample.questions.len().div_ceil(TURNS_PER_COPY).max(1)
+}
+
+/// A sample's ids in the service: its player (one per copy of the history) and one
+/// conversation per session.
+fn player_of(sample: &Sample, copy: usize) -> String {
+    match copy {
+        0 => format!("p-{}", slug(&sample.id)),
+        copy => format!("p-{}-{copy}", slug(&sample.id)),
+    }
 }
 
 /// The service talking to the sample's second speaker, a character of their name: what a
@@ -123,8 +139,11 @@ fn api_of(api: &Api, sample: &Sample) -> Api {
     api.with_character(&format!("c-{}", slug(&sample.id)))
 }
 
-fn conversation_of(sample: &Sample, session: u32) -> String {
-    format!("{}-s{session}", slug(&sample.id))
+fn conversation_of(sample: &Sample, session: u32, copy: usize) -> String {
+    match copy {
+        0 => format!("{}-s{session}", slug(&sample.id)),
+        copy => format!("{}-{copy}-s{session}", slug(&sample.id)),
+    }
 }
 
 fn slug(text: &str) -> String {
@@ -140,11 +159,13 @@ pub(crate) fn placed(sample: &Sample) -> Vec<(String, u32, &natural::Turn)> {
         .sessions
         .iter()
         .flat_map(|session| {
-            session
-                .turns
-                .iter()
-                .enumerate()
-                .map(move |(i, turn)| (conversation_of(sample, session.number), i as u32 + 1, turn))
+            session.turns.iter().enumerate().map(move |(i, turn)| {
+                (
+                    conversation_of(sample, session.number, 0),
+                    i as u32 + 1,
+                    turn,
+                )
+            })
         })
         .collect()
 }
@@ -406,14 +427,16 @@ async fn measure(
     for sample in samples {
         let api = api_of(api, sample);
         api.put_character(&sample.speaker_b).await?;
-        for session in &sample.sessions {
-            let turns: Vec<&natural::Turn> = session.turns.iter().collect();
-            api.import(
-                &conversation_of(sample, session.number),
-                &player_of(sample),
-                &import_body(&turns, sample, session.at),
-            )
-            .await?;
+        for copy in 0..copies(sample) {
+            for session in &sample.sessions {
+                let turns: Vec<&natural::Turn> = session.turns.iter().collect();
+                api.import(
+                    &conversation_of(sample, session.number, copy),
+                    &player_of(sample, copy),
+                    &import_body(&turns, sample, session.at),
+                )
+                .await?;
+            }
         }
     }
     result.import_secs = started.elapsed().as_secs_f64();
@@ -435,7 +458,7 @@ async fn measure(
             .iter()
             .map(|(conversation, seq, turn)| ((conversation.as_str(), *seq), turn.dia_id.as_str()))
             .collect();
-        let player = player_of(sample);
+        let player = player_of(sample, 0);
         for question in &sample.questions {
             let started = Instant::now();
             let found = api.search_kinds(&player, &question.text, "message").await?;
@@ -469,9 +492,10 @@ async fn measure(
             .map(|turn| (turn.dia_id.as_str(), normalized(&turn.text)))
             .collect();
         let api = api_of(api, sample);
-        let player = player_of(sample);
-        let conversation = format!("{}-asked", slug(&sample.id));
-        for question in &sample.questions {
+        for (i, question) in sample.questions.iter().enumerate() {
+            let copy = i / TURNS_PER_COPY;
+            let player = player_of(sample, copy);
+            let conversation = format!("{}-{copy}-asked", slug(&sample.id));
             result.turns += 1;
             if let Err(error) = api.turn(&conversation, &player, &question.text).await {
                 result.notes.push(format!("a turn failed: {error:#}"));
@@ -704,6 +728,11 @@ pub fn render(results: &Results, info: &report::RunInfo) -> String {
             if mode.drained { "" } else { " (not drained)" }
         );
     }
+    let _ = writeln!(
+        out,
+        "\nThe notes: each question is the line of one turn, the history imported once per {TURNS_PER_COPY} questions (a player per copy), so a turn recalls the history and at most {} earlier questions with the mock's replies; the import and background times count every copy.",
+        TURNS_PER_COPY - 1
+    );
     if let Some(scale) = &results.scale {
         let _ = writeln!(
             out,

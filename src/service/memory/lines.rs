@@ -37,52 +37,56 @@ pub struct Meaning<'a> {
     pub min_similarity: f64,
 }
 
-/// Every message relevant to `query` at all (a query word, or a vector similar
-/// enough), best first, ties to the line holding the words, then to the later message; `leave_out` skips some (a prompt's
-/// own window).
+/// The `limit` messages most relevant to `query` (a query word, or a vector similar
+/// enough), best first, ties to the line holding the words, then to the later message;
+/// `leave_out` skips some (a prompt's own window).
 pub fn rank(
     index: &PairText,
     query: &str,
     meaning: Option<Meaning<'_>>,
+    limit: usize,
     leave_out: impl Fn(&PairText, &Doc) -> bool,
 ) -> Vec<Found> {
     let terms = index.analyzer().terms(query);
     let bm25 = index.bm25();
-    let mut lexical = vec![0.0; index.len()];
     let ceiling = f64::from(bm25.ceiling(&terms));
-    if ceiling > 0.0 {
-        for (doc, score) in bm25.scores(&terms) {
-            lexical[doc as usize] = (f64::from(score) / ceiling).min(1.0);
-        }
-    }
-    let dense: Option<Vec<Option<f64>>> = meaning.map(|meaning| {
-        let mut dense = vec![None; index.len()];
-        for (id, stored) in meaning.pair.messages() {
-            if let Some(doc) = index.by_message_id(id) {
-                let similarity = cosine(meaning.vector, &stored.vector);
-                dense[doc as usize] = (similarity >= meaning.min_similarity).then_some(similarity);
-            }
-        }
-        dense
-    });
-    let own_words = lexical;
+    let own_words: Vec<(DocId, f64)> = match ceiling > 0.0 {
+        true => bm25
+            .scores(&terms)
+            .into_iter()
+            .map(|(doc, score)| (doc, (f64::from(score) / ceiling).min(1.0)))
+            .collect(),
+        false => Vec::new(),
+    };
     // Capped to stay on the scale facts are scored on (a line holding every query word
     // is about 1); a line reaches the cap only with support on both sides of it. Not the
     // cosines: they are fused by rank, and e5's sit so high that a cap would tie them all.
-    let lexical: Vec<f64> = smoothed(index, &own_words, WORDS_FROM_NEIGHBOURS)
-        .into_iter()
-        .map(|score| score.min(1.0))
-        .collect();
-    let dense = dense.map(|dense| {
-        let cosines: Vec<f64> = dense.iter().map(|cosine| cosine.unwrap_or(0.0)).collect();
+    let mut lexical = smoothed(index, &own_words, WORDS_FROM_NEIGHBOURS);
+    lexical.iter_mut().for_each(|score| *score = score.min(1.0));
+    let dense: Option<Vec<Option<f64>>> = meaning.map(|meaning| {
+        let mut own: Vec<Option<f64>> = vec![None; index.len()];
+        for (id, stored) in meaning.pair.messages() {
+            if let Some(doc) = index.by_message_id(id) {
+                let similarity = cosine(meaning.vector, &stored.vector);
+                own[doc as usize] = (similarity >= meaning.min_similarity).then_some(similarity);
+            }
+        }
+        let cosines: Vec<(DocId, f64)> = own
+            .iter()
+            .enumerate()
+            .filter_map(|(doc, cosine)| Some((doc as DocId, (*cosine)?)))
+            .collect();
         let smoothed = smoothed(index, &cosines, MEANING_FROM_NEIGHBOURS);
         // Only a message with a vector of its own is ranked by meaning.
-        dense
-            .iter()
+        own.iter()
             .zip(smoothed)
             .map(|(own, smoothed)| own.map(|_| smoothed))
-            .collect::<Vec<_>>()
+            .collect()
     });
+    let mut words = vec![0.0; index.len()];
+    for (doc, score) in &own_words {
+        words[*doc as usize] = *score;
+    }
     let relevance = fusion::relevance(&lexical, dense.as_deref());
     let mut found: Vec<Found> = relevance
         .into_iter()
@@ -95,26 +99,41 @@ pub fn rank(
         .collect();
     // On a tie (an answer between two hits reaches their score), the line that holds
     // the words goes first.
-    found.sort_by(|a, b| {
+    let order = |a: &Found, b: &Found| {
         b.relevance
             .total_cmp(&a.relevance)
-            .then(own_words[b.doc as usize].total_cmp(&own_words[a.doc as usize]))
+            .then(words[b.doc as usize].total_cmp(&words[a.doc as usize]))
             .then(b.doc.cmp(&a.doc))
-    });
+    };
+    // The first `limit` chosen before they are sorted: with embeddings on, every line
+    // of a long history is a candidate.
+    if found.len() > limit && limit > 0 {
+        found.select_nth_unstable_by(limit - 1, order);
+    }
+    found.truncate(limit);
+    found.sort_by(order);
     found
 }
 
 /// Each message's score plus shares of its neighbours' (the line before, the line after):
-/// an answer rarely repeats the question's words.
-fn smoothed(index: &PairText, scores: &[f64], (before, after): (f64, f64)) -> Vec<f64> {
-    (0..scores.len())
-        .map(|doc| {
-            let at = index.doc(doc as DocId);
-            let of = |seq: u32| index.at(at, seq).map_or(0.0, |d| scores[d as usize]);
-            let previous = if at.seq > 1 { of(at.seq - 1) } else { 0.0 };
-            scores[doc] + before * previous + after * of(at.seq + 1)
-        })
-        .collect()
+/// an answer rarely repeats the question's words. `scores` holds the messages that
+/// score at all, so only they and their neighbours are visited.
+fn smoothed(index: &PairText, scores: &[(DocId, f64)], (before, after): (f64, f64)) -> Vec<f64> {
+    let mut smoothed = vec![0.0; index.len()];
+    for (doc, score) in scores {
+        let at = index.doc(*doc);
+        smoothed[*doc as usize] += score;
+        // This message is the line before the next one, the line after the previous.
+        if let Some(next) = index.at(at, at.seq + 1) {
+            smoothed[next as usize] += before * score;
+        }
+        if at.seq > 1
+            && let Some(previous) = index.at(at, at.seq - 1)
+        {
+            smoothed[previous as usize] += after * score;
+        }
+    }
+    smoothed
 }
 
 /// The messages just before and after `doc` in its conversation, `radius` each side,
@@ -201,7 +220,13 @@ mod tests {
         let index = index();
         let ids =
             |found: Vec<Found>| -> Vec<u64> { found.iter().map(|f| index.doc(f.doc).id).collect() };
-        let found = rank(&index, "Where did Pepper the cat hide?", None, |_, _| false);
+        let found = rank(
+            &index,
+            "Where did Pepper the cat hide?",
+            None,
+            10,
+            |_, _| false,
+        );
         assert_eq!(ids(found.clone())[0], 3, "three words beat one");
         assert_eq!(
             ids(found.clone())[1],
@@ -209,19 +234,23 @@ mod tests {
             "a word of its own beats a neighbour's"
         );
         assert!(found.iter().all(|f| (0.0..=1.0).contains(&f.relevance)));
-        assert_eq!(ids(found).len(), 4, "and the neighbours of both");
+        assert_eq!(ids(found.clone()).len(), 4, "and the neighbours of both");
         let c2 = ConversationId::parse("c-2").unwrap();
-        let outside = rank(&index, "cat", None, |index, doc| {
+        let outside = rank(&index, "cat", None, 10, |index, doc| {
             index.conversation(doc) == &c2
         });
         assert_eq!(ids(outside), vec![3, 2], "the line before by its neighbour");
-        assert!(rank(&index, "zebra", None, |_, _| false).is_empty());
+        assert!(rank(&index, "zebra", None, 10, |_, _| false).is_empty());
+        let first = rank(&index, "Where did Pepper the cat hide?", None, 2, |_, _| {
+            false
+        });
+        assert_eq!(first, found[..2], "a limit keeps the first, in order");
     }
 
     #[test]
     fn an_answer_ranks_by_the_question_before_it() {
         let index = index();
-        let found = rank(&index, "What was the weather like?", None, |_, _| false);
+        let found = rank(&index, "What was the weather like?", None, 10, |_, _| false);
         let ids: Vec<u64> = found.iter().map(|f| index.doc(f.doc).id).collect();
         assert_eq!(ids[..2], [2, 3], "the answer after the question: {ids:?}");
     }
@@ -250,7 +279,7 @@ mod tests {
             pair: &pair,
             min_similarity: 0.0,
         };
-        let found = rank(&index, "rain at sea", Some(meaning), |_, _| false);
+        let found = rank(&index, "rain at sea", Some(meaning), 10, |_, _| false);
         assert_eq!(index.doc(found[0].doc).id, 2, "the weather, by meaning");
     }
 

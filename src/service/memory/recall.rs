@@ -110,10 +110,17 @@ pub fn older_lines(
         None => false,
     };
     let mut chosen: Vec<DocId> = Vec::new();
-    for found in lines::rank(index, line, meaning, in_window)
-        .into_iter()
-        .take(limit as usize)
-    {
+    let mut anchors = 0;
+    // A hit already brought in as another's neighbour takes no place of its own: the
+    // next hit does (three times the limit is ranked, so most prompts fill theirs).
+    for found in lines::rank(index, line, meaning, 3 * limit as usize, in_window) {
+        if anchors == limit {
+            break;
+        }
+        if chosen.contains(&found.doc) {
+            continue;
+        }
+        anchors += 1;
         for doc in
             std::iter::once(found.doc).chain(lines::neighbours(index, found.doc, CONTEXT_RADIUS))
         {

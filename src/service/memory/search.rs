@@ -261,8 +261,8 @@ pub async fn search(services: &Services, search: Search<'_>) -> ServiceResult<Ve
             }));
         }
         if search.messages {
-            let found = lines::rank(&index, &query_text, prepared.lines(), |_, _| false);
-            chosen.extend(found.into_iter().take(limit).map(|found| {
+            let found = lines::rank(&index, &query_text, prepared.lines(), limit, |_, _| false);
+            chosen.extend(found.into_iter().map(|found| {
                 let said_at = index.doc(found.doc).created_at;
                 Chosen {
                     kind: HitKind::Message,
