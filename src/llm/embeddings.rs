@@ -224,7 +224,8 @@ impl EmbeddingClient {
     }
 }
 
-fn space(model: &str, sides: &EmbeddingSides) -> String {
+/// What vectors of `model` with these side marks are of (`EmbeddingClient::space`).
+pub fn space(model: &str, sides: &EmbeddingSides) -> String {
     if sides.is_plain() {
         return model.to_owned();
     }

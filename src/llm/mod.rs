@@ -2,11 +2,13 @@
 
 pub mod embeddings;
 pub mod openai;
+pub mod provider;
 pub mod retry;
 pub mod stream;
 pub mod tokens;
 
 pub use openai::OpenAiClient;
+pub use provider::{OpenAiCompatible, Provider};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

@@ -25,7 +25,11 @@ pub mod world;
 
 pub use error::{ServiceError, ServiceResult};
 
-use crate::{config::Config, domain::PlayerKeys, llm::OpenAiClient};
+use crate::{
+    config::Config,
+    domain::PlayerKeys,
+    llm::{OpenAiCompatible, Provider},
+};
 use anyhow::Context;
 use money::ledger::Ledger;
 use paid_call::circuit::CircuitBreakers;
@@ -40,7 +44,8 @@ pub struct Services {
     pub pool: MySqlPool,
     /// `/readyz`'s own connection, so probes and turns never wait for each other.
     pub readiness: MySqlPool,
-    pub llm: OpenAiClient,
+    /// The provider every paid call goes to (`llm::Provider`).
+    pub llm: Arc<dyn Provider>,
     /// `None` with `EMBEDDING_MODEL` unset: relevance by words only.
     pub embeddings: Option<memory::embeddings::Embeddings>,
     /// This replica's lexical indexes of the pairs' messages.
@@ -73,14 +78,13 @@ impl Services {
         };
         let keys = PlayerKeys::new(secret.as_bytes());
         Ok(Self {
-            llm: OpenAiClient::new(&config.llm)?,
-            embeddings: match &config.embedding {
-                Some(embedding) => Some(memory::embeddings::Embeddings::new(
-                    embedding,
-                    config.memory_cache_bytes,
-                )?),
-                None => None,
-            },
+            llm: Arc::new(OpenAiCompatible::new(
+                &config.llm,
+                config.embedding.as_ref(),
+            )?),
+            embeddings: config.embedding.as_ref().map(|embedding| {
+                memory::embeddings::Embeddings::new(embedding, config.memory_cache_bytes)
+            }),
             texts: memory::lexical::TextCache::new(config.memory_cache_bytes),
             ledger: Ledger::new(pool.clone(), config.clone(), keys.clone()),
             keys,

@@ -9,7 +9,7 @@ use crate::{
     config::EmbeddingConfig,
     domain::{CharacterId, ConversationId, PlayerId},
     llm::{
-        Completion, Purpose,
+        self, Completion, Purpose,
         embeddings::{EmbeddingClient, Side},
     },
     service::{
@@ -33,36 +33,39 @@ const BATCH: u32 = 64;
 const SWEEP_PAGE: u32 = 2000;
 const SWEEP_PAGES: usize = 5;
 
-/// The embedding side of the service: its client and this replica's vector cache.
+/// The embedding side of the service: the model the provider's embedding calls are made
+/// to, and this replica's vector cache.
 #[derive(Debug)]
 pub struct Embeddings {
-    pub client: EmbeddingClient,
+    model: String,
+    space: String,
     pub cache: VectorCache,
 }
 
 impl Embeddings {
-    pub fn new(config: &EmbeddingConfig, cache_bytes: usize) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: EmbeddingClient::new(config)?,
+    pub fn new(config: &EmbeddingConfig, cache_bytes: usize) -> Self {
+        Self {
+            model: config.model.clone(),
+            space: llm::embeddings::space(&config.model, &config.sides),
             cache: VectorCache::new(cache_bytes),
-        })
+        }
     }
 
     /// The model calls are made to and priced by.
     pub fn model(&self) -> &str {
-        &self.client.model
+        &self.model
     }
 
-    /// What stored vectors are of (`EmbeddingClient::space`): vectors of another space
+    /// What stored vectors are of (`llm::embeddings::space`): vectors of another space
     /// are never compared with these.
     pub fn space(&self) -> &str {
-        self.client.space()
+        &self.space
     }
 
     /// Whether a query's vector is also that text's vector as a document (no side
     /// marks), so the player's line embedded for a turn needs no second call.
     pub fn query_serves_as_document(&self) -> bool {
-        self.client.space() == self.client.model
+        self.space == self.model
     }
 }
 
@@ -114,8 +117,8 @@ impl Services {
                 return Err(error);
             }
         };
-        match embeddings
-            .client
+        match self
+            .llm
             .embed(texts, side, who.player_id.as_str(), timeout)
             .await
         {
