@@ -21,6 +21,7 @@ mod ceiling;
 mod client;
 mod database;
 mod dataset;
+mod extraction;
 mod load;
 mod memory;
 mod mock;
@@ -114,6 +115,9 @@ enum Part {
     /// The recall benchmark on natural conversations (not part of `all`): lexical and
     /// hybrid against plain BM25 and e5 baselines, notes, latency at 10k messages.
     Recall,
+    /// Fact extraction by the local model of `scripts/local-llm.sh` on a natural
+    /// conversation (not part of `all`), judged by the bench's rules.
+    Extraction,
 }
 
 impl Part {
@@ -144,6 +148,7 @@ impl Part {
             Self::Lore => "lore",
             Self::Memory => "memory",
             Self::Recall => "recall",
+            Self::Extraction => "extraction",
         }
     }
 }
@@ -166,6 +171,9 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if cli.part == Part::Recall {
         return run_recall(cli).await;
+    }
+    if cli.part == Part::Extraction {
+        return run_extraction(cli).await;
     }
     let binary = service::binary()?;
     let started = Instant::now();
@@ -284,6 +292,30 @@ async fn run_recall(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_extraction(cli: &Cli) -> anyhow::Result<()> {
+    let binary = service::binary()?;
+    let started = Instant::now();
+    let load_before = load_average();
+    let server = cli.mysql_url.trim_end_matches('/').to_owned();
+    let mariadb = database::server_version(&server)
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let client = client::http_client()?;
+    let mut info = run_info(cli, mariadb, load_before);
+    let results = tokio::select! {
+        outcome = extraction::run(&cli.data, &server, cli.no_local_start, &binary, &client) => outcome?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    };
+    info.total = started.elapsed();
+    let markdown = extraction::render(&results, &info);
+    println!("{markdown}");
+    if !cli.no_write {
+        write_section(extraction::HEADING, &markdown)?;
+    }
+    eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 async fn run_memory(cli: &Cli) -> anyhow::Result<()> {
     let binary = service::binary()?;
     let started = Instant::now();
@@ -347,7 +379,7 @@ async fn measure(
 }
 
 fn command(cli: &Cli) -> String {
-    let mut command = if matches!(cli.part, Part::Memory | Part::Recall) {
+    let mut command = if matches!(cli.part, Part::Memory | Part::Recall | Part::Extraction) {
         format!(
             "cargo build --release && ./target/release/bench {}",
             cli.part.name()

@@ -203,8 +203,11 @@ struct SearchAnswer {
 }
 
 #[derive(Debug, Deserialize)]
-struct MemoryFact {
-    text: String,
+pub struct MemoryFact {
+    pub text: String,
+    /// The conversation it was learned in.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +368,16 @@ impl Api {
     }
 
     async fn facts(&self, player: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .memory(player)
+            .await?
+            .into_iter()
+            .map(|fact| fact.text)
+            .collect())
+    }
+
+    /// The pair's facts as `GET /memory` lists them (at most 500).
+    pub async fn memory(&self, player: &str) -> anyhow::Result<Vec<MemoryFact>> {
         let url = url::Url::parse_with_params(
             &format!("{}/memory", self.base),
             &[
@@ -380,7 +393,7 @@ impl Api {
             response.status()
         );
         let answer: MemoryAnswer = response.json().await?;
-        Ok(answer.facts.into_iter().map(|fact| fact.text).collect())
+        Ok(answer.facts)
     }
 
     pub async fn turn(
@@ -457,20 +470,21 @@ pub fn local_server_vars(
     no_local_start: bool,
     repo: &Path,
 ) -> Result<(Vec<(String, String)>, bool), String> {
-    local_server(
-        &Options {
-            server: String::new(),
-            local_max_scale: 0,
-            max_scale: 0,
-            no_local_start,
-            skip_local: false,
-        },
-        repo,
-    )
+    local_script_vars(LOCAL_SCRIPT, no_local_start, repo)
 }
 
 fn local_server(options: &Options, repo: &Path) -> Result<(Vec<(String, String)>, bool), String> {
-    let script = repo.join(LOCAL_SCRIPT);
+    local_script_vars(LOCAL_SCRIPT, options.no_local_start, repo)
+}
+
+/// The variables a local server's `script` (`scripts/local-*.sh`) prints, the server
+/// started first unless it runs (or `no_local_start`); true when this call started it.
+pub fn local_script_vars(
+    script_path: &str,
+    no_local_start: bool,
+    repo: &Path,
+) -> Result<(Vec<(String, String)>, bool), String> {
+    let script = repo.join(script_path);
     let run = |command: &str| {
         std::process::Command::new("bash")
             .arg(&script)
@@ -486,18 +500,18 @@ fn local_server(options: &Options, repo: &Path) -> Result<(Vec<(String, String)>
             .map(|(key, value)| (key.to_owned(), value.to_owned()))
             .collect()
     };
-    let running = run("status").map_err(|error| format!("{LOCAL_SCRIPT}: {error}"))?;
+    let running = run("status").map_err(|error| format!("{script_path}: {error}"))?;
     if running.status.success() {
-        let env = run("env").map_err(|error| format!("{LOCAL_SCRIPT} env: {error}"))?;
+        let env = run("env").map_err(|error| format!("{script_path} env: {error}"))?;
         return Ok((parse(&env.stdout), false));
     }
-    if options.no_local_start {
+    if no_local_start {
         return Err(format!(
-            "`{LOCAL_SCRIPT}` is not running (and --no-local-start)"
+            "`{script_path}` is not running (and --no-local-start)"
         ));
     }
-    eprintln!("memory: starting the local embedding server ({LOCAL_SCRIPT})");
-    let started = run("start").map_err(|error| format!("{LOCAL_SCRIPT}: {error}"))?;
+    eprintln!("bench: starting the local server ({script_path})");
+    let started = run("start").map_err(|error| format!("{script_path}: {error}"))?;
     if !started.status.success() {
         let stderr = String::from_utf8_lossy(&started.stderr);
         let last = stderr
@@ -506,7 +520,7 @@ fn local_server(options: &Options, repo: &Path) -> Result<(Vec<(String, String)>
             .unwrap_or("no output")
             .trim()
             .to_owned();
-        return Err(format!("`{LOCAL_SCRIPT}` could not start it: {last}"));
+        return Err(format!("`{script_path}` could not start it: {last}"));
     }
     Ok((parse(&started.stdout), true))
 }

@@ -44,6 +44,8 @@ pub struct Question {
     pub text: String,
     pub evidence: Vec<String>,
     pub category: u32,
+    /// The answer as the dataset words it (empty when it has none).
+    pub answer: String,
 }
 
 /// LoCoMo's categories; 5 (adversarial: unanswerable) has no evidence to find and is
@@ -72,6 +74,9 @@ struct RawQuestion {
     evidence: Vec<String>,
     #[serde(default)]
     category: Option<u32>,
+    /// A string or a number (LoCoMo writes years as numbers).
+    #[serde(default)]
+    answer: Option<Value>,
 }
 
 /// The files to read: those given, else every `.json` of the default folder.
@@ -175,10 +180,16 @@ fn parse(raw: RawSample, file: &str) -> anyhow::Result<Sample> {
                 .filter(|id| id.starts_with('D') && id.contains(':'))
                 .map(str::to_owned)
                 .collect();
+            let answer = match qa.answer {
+                Some(Value::String(answer)) => answer,
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
             (category != 5 && !evidence.is_empty()).then_some(Question {
                 text: qa.question,
                 evidence,
                 category,
+                answer,
             })
         })
         .collect();
