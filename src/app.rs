@@ -3,7 +3,7 @@
 use crate::{
     config::{Config, HttpLimits},
     http,
-    service::{Services, housekeeping, memory::jobs, world::gossip},
+    service::{Services, housekeeping, jobs, memory, world::gossip},
     store,
 };
 use anyhow::Context;
@@ -75,7 +75,11 @@ impl Application {
         let address = self.local_addr()?;
         tracing::info!(%address, "listening");
         let (stop_workers, workers_stop) = watch::channel(false);
-        let mut workers = jobs::spawn_workers(self.services.clone(), workers_stop.clone());
+        let mut workers = jobs::spawn_workers(
+            self.services.clone(),
+            memory::job_handlers(),
+            workers_stop.clone(),
+        );
         // Gossip is background work: a replica that runs no workers spreads none either.
         let gossip = (self.services.config.jobs.workers > 0)
             .then(|| gossip::spawn(self.services.clone(), workers_stop.clone()));

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::{AppState, extract::Json};
-use crate::service::memory::jobs;
+use crate::service::jobs;
 use axum::{
     extract::State,
     http::header::CONTENT_TYPE,

@@ -5,11 +5,7 @@
 //! those to this, so that their transactions only read what counts. With embeddings on,
 //! it also finds history without a vector of the current model and schedules it.
 
-use crate::{
-    service::Services,
-    store::{idempotency, spend},
-};
-use sqlx::MySqlPool;
+use crate::{service::Services, store::idempotency};
 use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
@@ -32,7 +28,7 @@ pub fn spawn(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) -> Jo
                 if let Err(error) = purge_idempotency_keys(&services).await {
                     tracing::warn!(%error, "could not purge old idempotency keys; next time");
                 }
-                if let Err(error) = prune_spend_rows(&services.pool).await {
+                if let Err(error) = services.ledger.prune_expired().await {
                     tracing::warn!(%error, "could not prune quota calls and reservations; next time");
                 }
                 if let Err(error) = crate::service::memory::embeddings::sweep(&services).await {
@@ -69,21 +65,6 @@ async fn purge_idempotency_keys(services: &Services) -> sqlx::Result<()> {
     }
     if purged > 0 {
         tracing::info!(purged, "purged idempotency keys past their retention");
-    }
-    Ok(())
-}
-
-/// Quota calls older than the hour and reservations past their expiry (their replica died
-/// mid-call) no longer count: the sums already skip them.
-async fn prune_spend_rows(pool: &MySqlPool) -> sqlx::Result<()> {
-    let calls = spend::prune_calls(pool, BATCH).await?;
-    let reservations = spend::prune_reservations(pool, BATCH).await?;
-    if calls + reservations > 0 {
-        tracing::debug!(
-            calls,
-            reservations,
-            "pruned quota calls and expired reservations"
-        );
     }
     Ok(())
 }

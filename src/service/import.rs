@@ -8,7 +8,7 @@ use crate::{
     domain::{Role, Source},
     service::{
         ServiceError, ServiceResult, Services,
-        memory::jobs::{self, Arrival, Progress},
+        jobs::{self, Arrival, Progress},
         turn::{lease::Lease, polling::Poller},
     },
     store::{
@@ -16,7 +16,6 @@ use crate::{
         conversations::{self, ConversationRow},
         erasure,
         messages::{self, ImportedRow, NewImported},
-        spend,
     },
 };
 use anyhow::Context;
@@ -282,8 +281,10 @@ async fn attempt(
     else {
         return Ok(None);
     };
-    let key = services.keys.key(&import.player_id);
-    let locked = spend::lock_player(&mut tx, &import.player_id, &key, crate::clock::now()).await?;
+    let locked = services
+        .ledger
+        .lock_player(&mut tx, &import.player_id)
+        .await?;
     if locked.generation != generation {
         return Err(ServiceError::PlayerErased(
             import.player_id.as_str().to_owned(),

@@ -17,6 +17,7 @@ pub mod conversations;
 pub mod error;
 pub mod housekeeping;
 pub mod import;
+pub mod jobs;
 pub mod memory;
 pub mod money;
 pub mod paid_call;

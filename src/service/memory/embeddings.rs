@@ -4,7 +4,7 @@
 //! and the turn's one call for the player's line. A failure here is never the game's:
 //! retrieval falls back to words.
 
-use super::{JobDone, jobs::JobKind, vectors::VectorCache};
+use super::vectors::VectorCache;
 use crate::{
     config::EmbeddingConfig,
     domain::{CharacterId, ConversationId, PlayerId},
@@ -14,6 +14,7 @@ use crate::{
     },
     service::{
         ServiceResult, Services,
+        jobs::{JobDone, JobKind},
         money::ledger::CallFor,
         paid_call::{circuit::Admission, unrecorded},
     },

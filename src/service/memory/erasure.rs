@@ -19,7 +19,7 @@ async fn try_erase(services: &Services, player_id: &PlayerId) -> ServiceResult<(
     let mut tx = services.pool.begin().await.context("starting an erasure")?;
     let now = store::database_now(&mut *tx).await?;
     let key = services.keys.key(player_id);
-    let month = store::spend::month_of(now);
+    let month = crate::service::money::ledger::month_of(now);
     let found = erasure::erase_player(&mut tx, player_id, &key, &month, now).await?;
     if !found {
         return Err(ServiceError::NotFound(format!(

@@ -2,14 +2,17 @@
 //! forgetting one.
 
 use super::{
-    JobDone, MESSAGES_PER_JOB, background_call,
+    MESSAGES_PER_JOB, background_call,
     extraction::{self, Extraction},
-    jobs::{self, JobKind},
 };
 use crate::{
     domain::{ConversationId, MemorySource, Role},
     llm::Purpose,
-    service::{ServiceError, ServiceResult, Services, world::gossip},
+    service::{
+        ServiceError, ServiceResult, Services,
+        jobs::{self, JobDone, JobKind},
+        world::gossip,
+    },
     store::{
         self, conversations, erasure,
         facts::{self, FactRow, NewFact, Provenance},

@@ -2,15 +2,14 @@
 //! long-term facts per (player, character) (`facts`, `extraction`), their retrieval for
 //! prompts and dashboards (`recall`, `retrieval`), vectors of facts and messages for
 //! relevance by meaning (`embeddings`, `vectors`), the character's mood and the affinity
-//! hint it suggests (`mood`), the background jobs that build them (`jobs`) and the right
-//! to be forgotten (`erasure`).
+//! hint it suggests (`mood`), the handlers of the background jobs that build them
+//! (`job_handlers`, run by `service::jobs`) and the right to be forgotten (`erasure`).
 
 pub mod embeddings;
 pub mod erasure;
 pub mod extraction;
 pub mod facts;
 pub mod fusion;
-pub mod jobs;
 pub mod lexical;
 pub mod lines;
 pub mod mood;
@@ -25,6 +24,7 @@ use crate::{
     llm::{ChatMessage, Completion, Purpose, retry::RetryPolicy},
     service::{
         Services,
+        jobs::Handlers,
         money::ledger::CallFor,
         paid_call::{CallOutcome, Delivery, PaidCall},
     },
@@ -37,16 +37,19 @@ use tokio::time::Instant;
 /// `FACT_EXTRACTION_EVERY × 4`); a backlog is worked off by one job after another.
 pub const MESSAGES_PER_JOB: u32 = 60;
 
-/// How a job ended, when it did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobDone {
-    Finished,
-    /// Not now: the player is in the warning band, the budget cannot afford it, or the
-    /// circuit is open. Try again later without counting an attempt.
-    Deferred,
-    /// Done, and a backlog remains that is due now (imported history, say): a job of the
-    /// same kind follows at once.
-    MoreToDo,
+/// The work memory hands the job runner: a summary, an extraction, embeddings.
+pub fn job_handlers() -> Handlers {
+    Handlers {
+        summarize: |services, job, generation| {
+            Box::pin(summary::summarize(services, job, generation))
+        },
+        extract_facts: |services, job, generation| {
+            Box::pin(facts::extract_facts(services, job, generation))
+        },
+        embed: |services, job, generation| {
+            Box::pin(embeddings::embed_pending(services, job, generation))
+        },
+    }
 }
 
 /// One paid call for background work, on the cheaper model when there is one: one

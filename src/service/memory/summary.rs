@@ -1,11 +1,14 @@
 //! The running summary of a conversation: messages that left the window, folded into the
 //! previous summary by one background call.
 
-use super::{JobDone, MESSAGES_PER_JOB, background_call, jobs};
+use super::{MESSAGES_PER_JOB, background_call};
 use crate::{
     domain::Role,
     llm::{ChatMessage, ChatRole, Purpose},
-    service::Services,
+    service::{
+        Services,
+        jobs::{self, JobDone},
+    },
     store::{self, conversations, erasure, jobs::JobRow, messages},
 };
 use anyhow::Context;

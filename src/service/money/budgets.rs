@@ -119,8 +119,7 @@ pub async fn set_limit(
         .begin()
         .await
         .context("starting a budget change")?;
-    let key = services.keys.key(player_id);
-    spend::lock_player(&mut tx, player_id, &key, crate::clock::now()).await?;
+    services.ledger.lock_player(&mut tx, player_id).await?;
     spend::set_monthly_limit(&mut tx, player_id, limit).await?;
     tx.commit().await.context("committing a budget change")?;
     month(services, player_id).await

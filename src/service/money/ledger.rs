@@ -7,6 +7,7 @@
 //! replica never settled (it died mid-call) expires and stops counting.
 
 use super::{BudgetStatus, Spent};
+pub use crate::store::spend::{LockedPlayer, month_of};
 use crate::{
     config::Config,
     domain::{CharacterId, ConversationId, PlayerId, PlayerKeys, Usd, prices::Pricing},
@@ -14,11 +15,13 @@ use crate::{
     metrics,
     service::error::{ServiceError, ServiceResult},
     store::{
-        self, erasure,
-        spend::{self, LockedPlayer},
+        self, erasure, spend,
         usage::{self as usage_store, NewUsageRecord},
     },
 };
+
+/// Spend rows housekeeping deletes per statement, so a backlog never holds locks long.
+const PRUNE_BATCH: u32 = 1000;
 use anyhow::Context;
 use chrono::Duration as ChronoDuration;
 use sqlx::{MySqlConnection, MySqlPool};
@@ -143,6 +146,39 @@ impl Ledger {
         }
     }
 
+    /// Quota calls older than the hour and reservations past their expiry (their
+    /// replica died mid-call) no longer count: the sums already skip them. Pruned a
+    /// batch at a time by housekeeping.
+    pub async fn prune_expired(&self) -> sqlx::Result<()> {
+        let calls = spend::prune_calls(&self.pool, PRUNE_BATCH).await?;
+        let reservations = spend::prune_reservations(&self.pool, PRUNE_BATCH).await?;
+        if calls + reservations > 0 {
+            tracing::debug!(
+                calls,
+                reservations,
+                "pruned quota calls and expired reservations"
+            );
+        }
+        Ok(())
+    }
+
+    /// Locks the player's row in `tx` (creating it, with its erasure generation, the
+    /// first time), as every transaction that touches a player's money or existence
+    /// begins: the one door to `spend::lock_player`.
+    pub async fn lock_player(
+        &self,
+        tx: &mut MySqlConnection,
+        player_id: &PlayerId,
+    ) -> sqlx::Result<LockedPlayer> {
+        spend::lock_player(
+            tx,
+            player_id,
+            &self.keys.key(player_id),
+            crate::clock::now(),
+        )
+        .await
+    }
+
     /// The model's price; one assumed for an unknown model is warned about once.
     fn pricing(&self, model: &str) -> Pricing {
         let pricing = self.config.prices.pricing(model);
@@ -222,13 +258,7 @@ impl Ledger {
     ) -> sqlx::Result<Decided> {
         let player_id = call.player_id;
         let mut tx = self.pool.begin().await?;
-        let locked = spend::lock_player(
-            &mut tx,
-            player_id,
-            &self.keys.key(player_id),
-            crate::clock::now(),
-        )
-        .await?;
+        let locked = self.lock_player(&mut tx, player_id).await?;
         // Erased since the call began: reserving would bring the player back (dropping
         // the transaction undoes the row just made for them).
         if locked.generation != call.generation {

@@ -18,6 +18,7 @@ use crate::{
         ServiceError, ServiceResult, Services,
         characters::Character,
         memory::{recall, summary},
+        money::ledger::LockedPlayer,
         paid_call::{NotCalled, circuit::Admission},
         world::lore,
     },
@@ -27,7 +28,6 @@ use crate::{
         messages,
         messages::MessageRow,
         players::{self, Standing},
-        spend::{self, LockedPlayer},
     },
 };
 use anyhow::Context;
@@ -134,8 +134,10 @@ async fn attempt<'t>(
     else {
         return Ok(None);
     };
-    let key = services.keys.key(&turn.player_id);
-    let locked = spend::lock_player(&mut tx, &turn.player_id, &key, crate::clock::now()).await?;
+    let locked = services
+        .ledger
+        .lock_player(&mut tx, &turn.player_id)
+        .await?;
     // Under the lease the history is final: read it only now.
     let conversation = conversations::get(&mut *tx, &turn.conversation_id).await?;
     if conversation.as_ref().is_some_and(|c| !turn.may_use(c)) {

@@ -15,10 +15,8 @@ use crate::{
     service::{
         ServiceError, ServiceResult, Services,
         conversations::Message,
-        memory::{
-            jobs::{self, Progress},
-            mood,
-        },
+        jobs::{self, Progress},
+        memory::mood,
     },
     store::{
         conversations::{self, ConversationRow},

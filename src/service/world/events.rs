@@ -15,7 +15,6 @@ use crate::{
         self, characters,
         events::{self, EventRow},
         facts::{self, NO_PLAYER, NewFact, Provenance},
-        spend,
     },
 };
 use anyhow::Context;
@@ -189,7 +188,7 @@ async fn try_record(services: &Services, parsed: &Parsed, hash: &str) -> Service
     // The player involved exists from now on and is locked: an erasure waits for the
     // event or the event waits for the erasure, and erasing the player erases it.
     if let Some(player_id) = &parsed.player_id {
-        spend::lock_player(&mut tx, player_id, &services.keys.key(player_id), now).await?;
+        services.ledger.lock_player(&mut tx, player_id).await?;
     }
     let list = |names: Vec<&str>| serde_json::to_string(&names).context("encoding a list");
     let row = EventRow {

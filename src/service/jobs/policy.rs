@@ -1,17 +1,15 @@
-//! Background work: scheduled with the turn that causes it, done by workers in every
-//! replica after the answer, never on the player's critical path.
+//! What background work there is and when it is due: the kinds of job, the SPEC's policy
+//! for summaries and extraction, how a backlog is cut into calls, how failures back off,
+//! and the one place new messages schedule their work. Pure but for `schedule_*`, which
+//! write into the caller's transaction.
 
-use super::{JobDone, embeddings, facts, summary};
 use crate::{
     config::Config,
     domain::{CharacterId, ConversationId, PlayerId},
-    service::{ServiceResult, Services},
-    store::{jobs, jobs::JobRow},
+    store::jobs,
 };
 use sqlx::MySqlConnection;
-use std::{sync::Arc, time::Duration};
-use tokio::{sync::watch, task::JoinSet};
-use tracing::Instrument;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -30,7 +28,7 @@ impl JobKind {
         }
     }
 
-    fn parse(raw: &str) -> Option<Self> {
+    pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "summarize" => Some(Self::Summarize),
             "extract_facts" => Some(Self::ExtractFacts),
@@ -185,177 +183,10 @@ async fn schedule(conn: &mut MySqlConnection, kind: JobKind, owner: Owner<'_>) -
     .await
 }
 
-/// How long work waits when it is deferred (warning band, circuit open, no budget).
-const DEFER: Duration = Duration::from_secs(300);
-
 /// Retry wait after the n-th failed attempt: base · 2ⁿ⁻¹, at most an hour.
 pub fn retry_delay(base: Duration, attempts: u32) -> Duration {
     base.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
         .min(Duration::from_secs(3600))
-}
-
-/// Starts the workers; when `shutdown` turns true they finish the job in hand (one
-/// bounded call) and claim no more, leaving the queue to the next start or another replica.
-pub fn spawn_workers(services: Arc<Services>, shutdown: watch::Receiver<bool>) -> JoinSet<()> {
-    let mut workers = JoinSet::new();
-    for worker in 0..services.config.jobs.workers {
-        let services = services.clone();
-        let shutdown = shutdown.clone();
-        workers.spawn(work(services, shutdown).instrument(tracing::info_span!("worker", worker)));
-    }
-    workers
-}
-
-async fn work(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
-    let poll = services.config.jobs.poll;
-    while !*shutdown.borrow() {
-        let token = uuid::Uuid::new_v4().to_string();
-        let job = match jobs::claim(&services.pool, services.config.jobs.lease, &token).await {
-            Ok(Some(job)) => job,
-            Ok(None) => {
-                let _ = tokio::time::timeout(poll, shutdown.changed()).await;
-                continue;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot claim background work; database unavailable?");
-                let _ = tokio::time::timeout(poll * 4, shutdown.changed()).await;
-                continue;
-            }
-        };
-        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, conversation_id = %job.conversation_id);
-        // A claimed job runs to its end even during shutdown: it is one bounded LLM call,
-        // and stopping it halfway would lose the usage row of a call already paid for.
-        let heartbeat = tokio::spawn(
-            keep_leased(services.clone(), job.id, token.clone()).instrument(span.clone()),
-        );
-        run(&services, &job, &token).instrument(span).await;
-        heartbeat.abort();
-    }
-}
-
-/// Renews the job's lease every third of it while the job runs, so that a slow job is
-/// never taken over (and paid for twice) while its worker lives; a dead worker's job is
-/// free again within one lease (at most 30 s).
-async fn keep_leased(services: Arc<Services>, id: u64, token: String) {
-    let lease = services.config.jobs.lease;
-    loop {
-        tokio::time::sleep(lease / 3).await;
-        match jobs::heartbeat(&services.pool, id, &token, lease).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!("the job's lease was taken over; its outcome will be dropped");
-                return;
-            }
-            Err(error) => tracing::warn!(%error, "could not renew a job's lease"),
-        }
-    }
-}
-
-async fn run(services: &Services, job: &JobRow, token: &str) {
-    let pool = &services.pool;
-    // Read first: an erasure after this point fences everything the job writes.
-    let key = services.keys.key(&job.player_id);
-    let outcome = match crate::store::erasure::generation(pool, &key).await {
-        Err(error) => Err(anyhow::Error::new(error).context("reading the player's erasures")),
-        Ok(generation) => match JobKind::parse(&job.kind) {
-            Some(JobKind::Summarize) => summary::summarize(services, job, generation).await,
-            Some(JobKind::ExtractFacts) => facts::extract_facts(services, job, generation).await,
-            Some(JobKind::Embed) => embeddings::embed_pending(services, job, generation).await,
-            None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
-        },
-    };
-    let settled = match outcome {
-        Ok(JobDone::Finished) => {
-            tracing::info!(attempts = job.attempts, "job done");
-            jobs::complete(pool, job.id, token).await
-        }
-        // A backlog (imported history, a long outage) is worked off one bounded call at a
-        // time: the next job is written before this one goes, so a crash in between
-        // leaves this one to run again rather than the backlog stranded.
-        Ok(JobDone::MoreToDo) => match schedule_again(services, job).await {
-            Ok(()) => {
-                tracing::info!(attempts = job.attempts, "job done; more to do");
-                jobs::complete(pool, job.id, token).await
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not schedule the rest of a backlog; retrying");
-                let wait = retry_delay(services.config.jobs.retry_base, job.attempts);
-                jobs::reschedule(pool, job.id, token, wait, None, false).await
-            }
-        },
-        Ok(JobDone::Deferred) => {
-            tracing::info!("job deferred");
-            jobs::reschedule(pool, job.id, token, DEFER, None, false).await
-        }
-        Err(error) if job.attempts >= services.config.jobs.max_attempts => {
-            let error = format!("{error:#}");
-            tracing::error!(attempts = job.attempts, %error, "job failed for good; parked");
-            jobs::park(pool, job.id, token, &error).await
-        }
-        Err(error) => {
-            let error = format!("{error:#}");
-            let wait = retry_delay(services.config.jobs.retry_base, job.attempts);
-            tracing::warn!(attempts = job.attempts, ?wait, %error, "job failed; will retry");
-            jobs::reschedule(pool, job.id, token, wait, Some(&error), true).await
-        }
-    };
-    match settled {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!("the job was taken over by another worker; its outcome is theirs")
-        }
-        Err(error) => {
-            tracing::warn!(%error, "could not record a job's outcome; its lease will expire")
-        }
-    }
-}
-
-/// A job of the same kind for the same conversation, due now (or the pending one).
-async fn schedule_again(services: &Services, job: &JobRow) -> anyhow::Result<()> {
-    let mut conn = services.pool.acquire().await?;
-    jobs::schedule(
-        &mut conn,
-        &job.kind,
-        &job.conversation_id,
-        &job.player_id,
-        &job.character_id,
-    )
-    .await?;
-    Ok(())
-}
-
-/// How long a scrape waits for the queue's figures.
-const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The shared queue (all replicas) as `/metrics` shows it.
-pub async fn queue_sample(services: &Services) -> anyhow::Result<crate::metrics::QueueSample> {
-    let rows = tokio::time::timeout(SAMPLE_TIMEOUT, jobs::queue_stats(&services.pool))
-        .await
-        .map_err(|_| anyhow::anyhow!("sampling the job queue timed out"))??;
-    Ok(sample_of(rows))
-}
-
-/// The shared queue (all replicas) now, for `GET /jobs/stats`: jobs waiting (due or
-/// deferred), held by a worker, and parked after `JOB_MAX_ATTEMPTS` failures.
-pub async fn stats(services: &Services) -> ServiceResult<crate::metrics::QueueSample> {
-    Ok(sample_of(jobs::queue_stats(&services.pool).await?))
-}
-
-fn sample_of(rows: Vec<(String, i64, i64)>) -> crate::metrics::QueueSample {
-    let mut sample = crate::metrics::QueueSample::default();
-    for (status, count, oldest_micros) in rows {
-        match status.as_str() {
-            "pending" => {
-                sample.pending = count;
-                sample.oldest_pending_age =
-                    Duration::from_micros(u64::try_from(oldest_micros).unwrap_or_default());
-            }
-            "running" => sample.running = count,
-            "parked" => sample.parked = count,
-            _ => {}
-        }
-    }
-    sample
 }
 
 #[cfg(test)]
