@@ -5,6 +5,7 @@ pub mod auth;
 pub mod characters;
 pub mod conversations;
 pub mod error;
+pub mod exchange;
 pub mod extract;
 pub mod import;
 pub mod memory;

@@ -10,8 +10,8 @@
 
 use super::{
     AppState,
-    conversations::{PreparedTurn, TurnInput, TurnResponse, prepare_turn},
     error::{ApiError, ErrorBody},
+    exchange::{PreparedTurn, TurnInput, TurnResponse, prepare_turn},
     extract::{Json, Path},
     wire::{self, GameId},
 };
