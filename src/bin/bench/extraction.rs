@@ -56,6 +56,51 @@ pub struct Results {
     /// Up to five facts of each kind, for the reader to judge the judge.
     pub grounded_examples: Vec<String>,
     pub invented_examples: Vec<String>,
+    /// From the service's log: extraction answers that were a JSON object, facts they
+    /// stored, parts refused as malformed or instruction-like, attempts that were no
+    /// JSON object at all (retried, then parked), and jobs parked.
+    pub extractions: Extractions,
+}
+
+#[derive(Debug, Default)]
+pub struct Extractions {
+    pub answered: u64,
+    pub stored: u64,
+    pub refused_parts: u64,
+    pub not_json: u64,
+    pub parked: i64,
+}
+
+impl Extractions {
+    /// Counted from the service's JSON log lines.
+    fn of_log(log: &str) -> Self {
+        let mut counts = Self::default();
+        for line in log.lines() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let fields = &entry["fields"];
+            let number = |name: &str| fields[name].as_u64().unwrap_or(0);
+            match fields["message"].as_str().unwrap_or("") {
+                "facts extracted" => {
+                    counts.answered += 1;
+                    counts.stored += number("stored");
+                }
+                "fact extraction returned malformed or instruction-like parts; skipped them" => {
+                    counts.refused_parts += number("skipped");
+                }
+                "job failed; will retry" | "job failed for good; parked"
+                    if fields["error"]
+                        .as_str()
+                        .is_some_and(|error| error.starts_with("extraction output is not")) =>
+                {
+                    counts.not_json += 1;
+                }
+                _ => {}
+            }
+        }
+        counts
+    }
 }
 
 pub async fn run(
@@ -101,7 +146,16 @@ pub async fn run(
         let service = Service::start(binary, &settings, client)
             .await
             .context("starting the service")?;
-        let measured = measure(&Api::new(client, &service.base_url), &sample).await;
+        let measured = measure(&Api::new(client, &service.base_url), &sample)
+            .await
+            .map(|mut results| {
+                let parked = results.extractions.parked;
+                results.extractions = Extractions {
+                    parked,
+                    ..Extractions::of_log(&service.log())
+                };
+                results
+            });
         let stopped = service.stop().await;
         let measured = measured?;
         stopped?;
@@ -155,11 +209,12 @@ async fn measure(api: &Api, sample: &Sample) -> anyhow::Result<Results> {
         "extraction: {} sessions imported; the local model works through them",
         sample.sessions.len()
     );
-    let (drained, _) = character.drain(JOBS_PATIENCE).await?;
+    let (drained, parked) = character.drain(JOBS_PATIENCE).await?;
     let facts = character.memory(player).await?;
     let mut results = judge(sample, &said, &facts);
     results.background_secs = started.elapsed().as_secs_f64();
     results.drained = drained;
+    results.extractions.parked = parked;
     results.sample = format!("`{}` ({})", sample.file, sample.id);
     results.messages = sample.sessions.iter().map(|s| s.turns.len()).sum();
     Ok(results)
@@ -265,6 +320,12 @@ pub fn render(results: &Results, info: &RunInfo) -> String {
         ratio(results.grounded, results.facts),
         ratio(results.covered, results.answerable)
     );
+    let calls = &results.extractions;
+    let _ = writeln!(
+        out,
+        "\nFrom the service's log: {} extraction answers were a JSON object and stored {} facts; {} parts of them were refused (malformed or instruction-like); {} attempts answered no JSON object at all (retried with backoff, then parked); {} jobs parked in the end.",
+        calls.answered, calls.stored, calls.refused_parts, calls.not_json, calls.parked
+    );
     if results.unplaced > 0 {
         let _ = writeln!(
             out,
@@ -349,5 +410,28 @@ mod tests {
         // "2023" is a word too: both answers count, one is held.
         assert_eq!(results.answerable, 2);
         assert_eq!(results.covered, 1);
+    }
+
+    #[test]
+    fn the_extractions_are_counted_from_the_log() {
+        let log = [
+            r#"{"fields":{"message":"facts extracted","stored":3}}"#,
+            r#"{"fields":{"message":"facts extracted","stored":0}}"#,
+            r#"{"fields":{"message":"fact extraction returned malformed or instruction-like parts; skipped them","skipped":2}}"#,
+            r#"{"fields":{"message":"job failed; will retry","error":"extraction output is not a JSON object: EOF"}}"#,
+            r#"{"fields":{"message":"job failed; will retry","error":"the database is gone"}}"#,
+            "not json",
+        ]
+        .join("\n");
+        let counts = Extractions::of_log(&log);
+        assert_eq!(
+            (
+                counts.answered,
+                counts.stored,
+                counts.refused_parts,
+                counts.not_json
+            ),
+            (2, 3, 2, 1)
+        );
     }
 }

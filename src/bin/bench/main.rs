@@ -258,97 +258,106 @@ fn write_section(heading: &str, markdown: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a standalone run (memory, recall, extraction) starts from: the service binary,
+/// the MariaDB server named, an HTTP client, and the run's facts (clock, load before).
+struct Standalone {
+    binary: std::path::PathBuf,
+    server: String,
+    client: reqwest::Client,
+    started: Instant,
+    info: report::RunInfo,
+}
+
+impl Standalone {
+    async fn begin(cli: &Cli) -> anyhow::Result<Self> {
+        let binary = service::binary()?;
+        let started = Instant::now();
+        let load_before = load_average();
+        let server = cli.mysql_url.trim_end_matches('/').to_owned();
+        let mariadb = database::server_version(&server)
+            .await
+            .with_context(|| format!("connecting to {server}"))?;
+        Ok(Self {
+            binary,
+            server,
+            client: client::http_client()?,
+            started,
+            info: run_info(cli, mariadb, load_before),
+        })
+    }
+
+    /// Prints the report `render` makes and writes it under `heading` (unless
+    /// `--no-write`).
+    fn finish(
+        mut self,
+        cli: &Cli,
+        heading: &str,
+        render: impl FnOnce(&report::RunInfo) -> String,
+    ) -> anyhow::Result<()> {
+        self.info.total = self.started.elapsed();
+        let markdown = render(&self.info);
+        println!("{markdown}");
+        if !cli.no_write {
+            write_section(heading, &markdown)?;
+        }
+        eprintln!(
+            "total run time: {:.0} s",
+            self.started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
 async fn run_recall(cli: &Cli) -> anyhow::Result<()> {
-    let binary = service::binary()?;
-    let started = Instant::now();
-    let load_before = load_average();
-    let server = cli.mysql_url.trim_end_matches('/').to_owned();
-    let mariadb = database::server_version(&server)
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
+    let run = Standalone::begin(cli).await?;
     let options = recall::Options {
-        server,
+        server: run.server.clone(),
         data: cli.data.clone(),
         no_local_start: cli.no_local_start,
         skip_local: cli.skip_local,
     };
-    let client = client::http_client()?;
     if cli.in_process {
-        return ranker::run_in_process(&options, &client).await;
+        return ranker::run_in_process(&options, &run.client).await;
     }
     let mock = mock::MockProvider::start().await?;
-    let mut info = run_info(cli, mariadb, load_before);
     let results = tokio::select! {
-        outcome = recall::run(&options, &binary, &client, &mock) => outcome?,
+        outcome = recall::run(&options, &run.binary, &run.client, &mock) => outcome?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     };
-    info.total = started.elapsed();
-    let markdown = recall::render(&results, &info);
-    println!("{markdown}");
-    if !cli.no_write {
-        write_section(recall::HEADING, &markdown)?;
-    }
-    eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
+    run.finish(cli, recall::HEADING, |info| recall::render(&results, info))
 }
 
 async fn run_extraction(cli: &Cli) -> anyhow::Result<()> {
-    let binary = service::binary()?;
-    let started = Instant::now();
-    let load_before = load_average();
-    let server = cli.mysql_url.trim_end_matches('/').to_owned();
-    let mariadb = database::server_version(&server)
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
-    let client = client::http_client()?;
-    let mut info = run_info(cli, mariadb, load_before);
+    let run = Standalone::begin(cli).await?;
     let results = tokio::select! {
-        outcome = extraction::run(&cli.data, &server, cli.no_local_start, &binary, &client) => outcome?,
+        outcome = extraction::run(&cli.data, &run.server, cli.no_local_start, &run.binary, &run.client) => outcome?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     };
-    info.total = started.elapsed();
-    let markdown = extraction::render(&results, &info);
-    println!("{markdown}");
-    if !cli.no_write {
-        write_section(extraction::HEADING, &markdown)?;
-    }
-    eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
+    run.finish(cli, extraction::HEADING, |info| {
+        extraction::render(&results, info)
+    })
 }
 
 async fn run_memory(cli: &Cli) -> anyhow::Result<()> {
-    let binary = service::binary()?;
-    let started = Instant::now();
-    let load_before = load_average();
-    let server = cli.mysql_url.trim_end_matches('/').to_owned();
-    let mariadb = database::server_version(&server)
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
+    let run = Standalone::begin(cli).await?;
     let options = memory::Options {
-        server,
+        server: run.server.clone(),
         local_max_scale: cli.local_max_scale.min(cli.max_scale),
         max_scale: cli.max_scale,
         no_local_start: cli.no_local_start,
         skip_local: cli.skip_local,
     };
-    let client = client::http_client()?;
     let mock = mock::MockProvider::start().await?;
-    let mut info = run_info(cli, mariadb, load_before);
     // Each mode drops its own database, also on failure; ^C kills the service (dropped)
     // and may leave that mode's `npc_bench_…` database behind.
     let results = tokio::select! {
-        outcome = memory::run(&options, &binary, &client, &mock) => outcome?,
+        outcome = memory::run(&options, &run.binary, &run.client, &mock) => outcome?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     };
-    info.total = started.elapsed();
     let data = dataset::generate(dataset::SEED);
-    let markdown = memory::render(&results, &data, &info);
-    println!("{markdown}");
-    if !cli.no_write {
-        write_section(memory::HEADING, &markdown)?;
-    }
-    eprintln!("total run time: {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
+    run.finish(cli, memory::HEADING, |info| {
+        memory::render(&results, &data, info)
+    })
 }
 
 async fn measure(

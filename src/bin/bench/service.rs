@@ -145,6 +145,11 @@ impl Service {
         Ok(kib * 1024)
     }
 
+    /// Everything the service wrote so far (JSON lines).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines the service wrote.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
