@@ -13,7 +13,7 @@ use crate::{
             self, Character, CharacterDraft, MAX_FACTIONS, MAX_LINE_CHARS, MAX_LINES_PER_TIER,
             MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_PERSONA_CHARS,
         },
-        turn::fallback::FallbackLines,
+        turn::fallback,
     },
 };
 use axum::extract::State;
@@ -97,6 +97,39 @@ fn fallback_lines_schema() -> RefOr<Schema> {
         .into()
 }
 
+/// A character's own lines per affinity tier; an empty tier uses the built-in lines.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+// A misspelt tier would otherwise vanish without a word.
+#[serde(deny_unknown_fields)]
+pub struct FallbackLines {
+    #[serde(default)]
+    pub high: Vec<String>,
+    #[serde(default)]
+    pub medium: Vec<String>,
+    #[serde(default)]
+    pub low: Vec<String>,
+}
+
+impl From<FallbackLines> for fallback::FallbackLines {
+    fn from(lines: FallbackLines) -> Self {
+        Self {
+            high: lines.high,
+            medium: lines.medium,
+            low: lines.low,
+        }
+    }
+}
+
+impl From<fallback::FallbackLines> for FallbackLines {
+    fn from(lines: fallback::FallbackLines) -> Self {
+        Self {
+            high: lines.high,
+            medium: lines.medium,
+            low: lines.low,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = Character)]
 pub struct CharacterView {
@@ -117,7 +150,7 @@ impl From<Character> for CharacterView {
             name: character.name,
             persona: character.persona,
             model: character.model,
-            fallback_lines: character.fallback_lines,
+            fallback_lines: character.fallback_lines.map(FallbackLines::from),
             factions: character
                 .factions
                 .into_iter()
@@ -152,7 +185,7 @@ pub async fn put_character(
         name: input.name,
         persona: input.persona,
         model: input.model,
-        fallback_lines: input.fallback_lines,
+        fallback_lines: input.fallback_lines.map(fallback::FallbackLines::from),
         factions: input.factions,
     };
     Ok(Json(characters::put(&state, id, draft).await?.into()))

@@ -5,7 +5,9 @@ use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
 
 /// A character's own lines per affinity tier; an empty tier uses the built-in lines.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Stored as this JSON (`characters.fallback_lines`); the API's shape is
+/// `http::characters::FallbackLines`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 // A misspelt tier would otherwise vanish without a word.
 #[serde(deny_unknown_fields)]
 pub struct FallbackLines {
