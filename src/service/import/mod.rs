@@ -4,7 +4,6 @@
 //! facts they make due are scheduled as background work.
 
 use crate::{
-    domain::{CharacterId, ClientMessageId, ConversationId, MessageText, ParseError, PlayerId},
     domain::{Role, Source},
     service::{
         ServiceError, ServiceResult, Services,
@@ -19,129 +18,10 @@ use crate::{
     },
 };
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashMap;
 
-/// Most messages one request may import.
-pub const MAX_MESSAGES: usize = 500;
-
-/// How far ahead of this replica's clock an imported time may be (the studio's clock may
-/// run a little ahead); further is a mistake, and would put the history after the turns
-/// that follow it.
-pub const FUTURE_SKEW: Duration = Duration::from_secs(300);
-
-/// One message of imported history, parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportedMessage {
-    pub client_id: ClientMessageId,
-    pub role: Role,
-    pub content: MessageText,
-    /// At the database's precision (microseconds).
-    pub created_at: DateTime<Utc>,
-}
-
-impl ImportedMessage {
-    /// The same message as one imported before: same speaker, text and time.
-    fn matches(&self, stored: &ImportedRow) -> bool {
-        self.role == stored.role
-            && self.content.as_str() == stored.content
-            && self.created_at == stored.created_at
-    }
-}
-
-/// A batch to import, checked as a whole: 1 to `MAX_MESSAGES` messages, each `client_id`
-/// once, times not decreasing.
-#[derive(Debug, Clone)]
-pub struct Import {
-    pub conversation_id: ConversationId,
-    pub player_id: PlayerId,
-    pub character_id: CharacterId,
-    messages: Vec<ImportedMessage>,
-}
-
-impl Import {
-    pub fn new(
-        conversation_id: ConversationId,
-        player_id: PlayerId,
-        character_id: CharacterId,
-        messages: Vec<ImportedMessage>,
-    ) -> Result<Self, ParseError> {
-        check_count(messages.len())?;
-        let mut seen = HashSet::new();
-        for message in &messages {
-            if !seen.insert(message.client_id.as_str()) {
-                return Err(ParseError(format!(
-                    "client_id {:?} appears more than once in messages",
-                    message.client_id.as_str()
-                )));
-            }
-        }
-        for pair in messages.windows(2) {
-            if pair[1].created_at < pair[0].created_at {
-                return Err(ParseError(format!(
-                    "messages must be in time order: {:?} ({}) is before {:?} ({})",
-                    pair[1].client_id.as_str(),
-                    pair[1].created_at.to_rfc3339(),
-                    pair[0].client_id.as_str(),
-                    pair[0].created_at.to_rfc3339()
-                )));
-            }
-        }
-        Ok(Self {
-            conversation_id,
-            player_id,
-            character_id,
-            messages,
-        })
-    }
-
-    fn client_ids(&self) -> Vec<&ClientMessageId> {
-        self.messages.iter().map(|m| &m.client_id).collect()
-    }
-}
-
-/// 1 to `MAX_MESSAGES` messages: checked before the messages themselves are read.
-pub fn check_count(count: usize) -> Result<(), ParseError> {
-    match count {
-        0 => Err(ParseError("messages must not be empty".into())),
-        n if n > MAX_MESSAGES => Err(ParseError(format!(
-            "at most {MAX_MESSAGES} messages per request (got {n}); send the rest in another"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// The earliest time an imported message may carry.
-fn earliest() -> DateTime<Utc> {
-    DateTime::UNIX_EPOCH
-}
-
-/// An imported message's time, at the database's precision: from 1970 to a little past
-/// now.
-pub fn parse_time(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ParseError> {
-    use chrono::SubsecRound;
-    let time = DateTime::parse_from_rfc3339(raw)
-        .map_err(|_| {
-            ParseError(format!(
-                "created_at must be an RFC 3339 time such as 2026-11-24T10:00:00Z (got {raw:?})"
-            ))
-        })?
-        .with_timezone(&Utc)
-        .trunc_subsecs(6);
-    if time < earliest() {
-        return Err(ParseError(format!(
-            "created_at must not be before 1970 (got {raw:?})"
-        )));
-    }
-    let latest = now + chrono::Duration::from_std(FUTURE_SKEW).unwrap_or_default();
-    if time > latest {
-        return Err(ParseError(format!(
-            "created_at must not be in the future (got {raw:?})"
-        )));
-    }
-    Ok(time)
-}
+mod batch;
+pub use batch::{FUTURE_SKEW, Import, ImportedMessage, MAX_MESSAGES, check_count, parse_time};
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,77 +282,4 @@ async fn check_after_last(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(client_id: &str, at: &str) -> ImportedMessage {
-        ImportedMessage {
-            client_id: ClientMessageId::parse(client_id).unwrap_or_else(|_| unreachable!()),
-            role: Role::Player,
-            content: MessageText::parse("hello", 100).unwrap_or_else(|_| unreachable!()),
-            created_at: parse_time(at, crate::clock::now()).unwrap_or_else(|_| unreachable!()),
-        }
-    }
-
-    fn batch(messages: Vec<ImportedMessage>) -> Result<Import, ParseError> {
-        Import::new(
-            ConversationId::parse("c").unwrap_or_else(|_| unreachable!()),
-            PlayerId::parse("p").unwrap_or_else(|_| unreachable!()),
-            CharacterId::parse("m").unwrap_or_else(|_| unreachable!()),
-            messages,
-        )
-    }
-
-    #[test]
-    fn a_batch_is_one_to_five_hundred_messages_each_once_in_time_order() {
-        assert!(batch(vec![]).is_err());
-        assert!(batch(vec![message("a", "2026-01-01T00:00:00Z")]).is_ok());
-        assert!(
-            batch(vec![
-                message("a", "2026-01-01T00:00:00Z"),
-                message("a", "2026-01-01T00:00:01Z")
-            ])
-            .is_err()
-        );
-        assert!(
-            batch(vec![
-                message("a", "2026-01-01T00:00:01Z"),
-                message("b", "2026-01-01T00:00:00Z")
-            ])
-            .is_err()
-        );
-        // Equal times are in order.
-        assert!(
-            batch(vec![
-                message("a", "2026-01-01T00:00:00Z"),
-                message("b", "2026-01-01T01:00:00+01:00")
-            ])
-            .is_ok()
-        );
-        assert!(check_count(MAX_MESSAGES).is_ok());
-        assert!(check_count(MAX_MESSAGES + 1).is_err());
-    }
-
-    #[test]
-    fn times_are_rfc_3339_from_1970_to_now_at_microseconds() {
-        let now = crate::clock::now();
-        assert!(
-            parse_time("2026-11-24T10:00:00.1234567Z", now)
-                .is_ok_and(|time| time.timestamp_subsec_nanos() == 123_456_000)
-        );
-        for bad in [
-            "",
-            "yesterday",
-            "2026-11-24",
-            "2026-11-24 10:00:00",
-            "1969-12-31T23:59:59Z",
-            "0000-01-01T00:00:00Z",
-            "9999-12-31T23:59:59Z",
-            "2026-02-30T00:00:00Z",
-        ] {
-            assert!(parse_time(bad, now).is_err(), "{bad:?}");
-        }
-        let soon = (now + chrono::Duration::seconds(60)).to_rfc3339();
-        assert!(parse_time(&soon, now).is_ok());
-    }
-}
+mod tests;
