@@ -175,13 +175,13 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli.part == Part::Extraction {
         return run_extraction(cli).await;
     }
-    let binary = service::binary()?;
-    let started = Instant::now();
-    let load_before = load_average();
-    let server = cli.mysql_url.trim_end_matches('/').to_owned();
-    let mariadb = database::server_version(&server)
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
+    let Standalone {
+        binary,
+        server,
+        started,
+        info,
+        ..
+    } = Standalone::begin(cli).await?;
     let database = database::BenchDatabase::create(&server).await?;
     eprintln!(
         "bench {}: database {} (dropped at the end)",
@@ -206,16 +206,9 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     outcome?;
     dropped?;
     let info = report::RunInfo {
-        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-        command: command(cli),
-        commit: git_commit(),
-        cores: std::thread::available_parallelism().map_or(0, usize::from),
-        cpu: cpu_model(),
-        ram_gib: ram_gib(),
-        mariadb,
         rounds: cli.rounds,
         total: started.elapsed(),
-        load_before,
+        ..info
     };
     let markdown = report::render(&results, &info);
     println!("{markdown}");
@@ -258,8 +251,8 @@ fn write_section(heading: &str, markdown: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a standalone run (memory, recall, extraction) starts from: the service binary,
-/// the MariaDB server named, an HTTP client, and the run's facts (clock, load before).
+/// What a run starts from: the service binary, the MariaDB server named, an HTTP client,
+/// and the run's facts (clock, load before).
 struct Standalone {
     binary: std::path::PathBuf,
     server: String,

@@ -473,10 +473,6 @@ pub fn local_server_vars(
     local_script_vars(LOCAL_SCRIPT, no_local_start, repo)
 }
 
-fn local_server(options: &Options, repo: &Path) -> Result<(Vec<(String, String)>, bool), String> {
-    local_script_vars(LOCAL_SCRIPT, options.no_local_start, repo)
-}
-
 /// The variables a local server's `script` (`scripts/local-*.sh`) prints, the server
 /// started first unless it runs (or `no_local_start`); true when this call started it.
 pub fn local_script_vars(
@@ -542,7 +538,7 @@ pub async fn run(
             Some("skipped (--skip-local)".to_owned()),
         ));
     } else {
-        match local_server(options, &repo) {
+        match local_script_vars(LOCAL_SCRIPT, options.no_local_start, &repo) {
             Ok((vars, started)) => {
                 started_local = started;
                 modes.push((Mode::Local { vars }, None));
